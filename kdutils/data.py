@@ -1,0 +1,159 @@
+"""Datasets as in-memory tensors: loaded once, normalized per batch, shuffled by index."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+import torch
+from torchvision import datasets
+
+from .runtime import DATA_ENV, data_dir
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is neither on disk nor downloadable; the message says which files go where."""
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """Images as uint8 ``(N, C, H, W)``, labels as int64 ``(N,)``, with per-channel statistics.
+
+    ``mean`` and ``std`` are per-channel values on the [0, 1] scale, computed from the training
+    split, and used to normalize each batch on the fly. ``name`` identifies the data (for cache
+    keys); ``source`` also says where it was read from (for printing).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    name: str
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def normalized(self, index: torch.Tensor | slice = slice(None)) -> torch.Tensor:
+        """Float images ``(x / 255 - mean) / std`` for the given sample indices."""
+        x = self.images[index].float()
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(self.mean).view(shape) * 255
+        std = torch.tensor(self.std).view(shape) * 255
+        return x.sub_(mean).div_(std)
+
+    def subset(self, size: int, seed: int = 0) -> "ImageDataset":
+        """A random subset of ``size`` samples (same statistics), for quick mode."""
+        if not 0 < size <= len(self):
+            raise ValueError(f"size must be in 1..{len(self)}, got {size}")
+        keep = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:size]
+        keep = keep.sort().values
+        described = f" (random subset of {size}, seed {seed})"
+        return ImageDataset(self.images[keep], self.labels[keep], self.mean, self.std,
+                            self.name + described, self.source + described)
+
+
+class Batch(NamedTuple):
+    """A mini-batch: the samples' positions in the dataset, the normalized inputs, the labels."""
+
+    index: torch.Tensor
+    inputs: torch.Tensor
+    labels: torch.Tensor
+
+
+def iterate_batches(data: ImageDataset, batch_size: int, *, shuffle: bool = False,
+                    generator: torch.Generator | None = None,
+                    chunk_size: int = 8192) -> Iterator[Batch]:
+    """Yield mini-batches of ``data``; with ``shuffle``, in the order of one random permutation.
+
+    Samples are gathered and normalized ``chunk_size`` at a time, so that a batch is a slice
+    (a few vectorized operations per chunk instead of per batch, with bounded memory).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    order = (torch.randperm(len(data), generator=generator) if shuffle
+             else torch.arange(len(data)))
+    chunk_size = max(chunk_size // batch_size, 1) * batch_size
+    for chunk_start in range(0, len(data), chunk_size):
+        chunk = order[chunk_start:chunk_start + chunk_size]
+        inputs, labels = data.normalized(chunk), data.labels[chunk]
+        for start in range(0, len(chunk), batch_size):
+            end = start + batch_size
+            yield Batch(chunk[start:end], inputs[start:end], labels[start:end])
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images ``(N, C, H, W)``, on the [0, 1] scale."""
+    x = images.double().div(255).transpose(0, 1).reshape(images.shape[1], -1)
+    return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+
+
+def _missing_mnist_message(root: Path, cause: Exception) -> str:
+    files = ", ".join(MNIST_FILES)
+    return (f"MNIST is not in {root / 'MNIST' / 'raw'} and could not be downloaded "
+            f"({type(cause).__name__}). Put the four files {files} (or the same names with .gz) "
+            f"into {root / 'MNIST' / 'raw'}, or point {DATA_ENV} at a folder that has "
+            "MNIST/raw/. See data/README.md.")
+
+
+def _download_mnist(root: Path) -> None:
+    """Download (or unpack user-provided .gz files) in a temporary folder, then move into place.
+
+    A failed or interrupted download leaves ``root/MNIST/raw`` as it was.
+    """
+    raw = root / "MNIST" / "raw"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".mnist-download-") as tmp:
+        tmp_raw = Path(tmp) / "MNIST" / "raw"
+        tmp_raw.mkdir(parents=True)
+        for archive in raw.glob("*.gz") if raw.is_dir() else ():
+            shutil.copy(archive, tmp_raw / archive.name)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                datasets.MNIST(tmp, train=True, download=True)
+        except Exception as error:  # URLError, RuntimeError, OSError: all mean "not available"
+            raise DatasetNotFoundError(_missing_mnist_message(root, error)) from error
+        raw.mkdir(parents=True, exist_ok=True)
+        for name in MNIST_FILES:
+            os.replace(tmp_raw / name, raw / name)
+
+
+@functools.lru_cache(maxsize=None)
+def _mnist_tensors(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        split = datasets.MNIST(root, train=train, download=False)
+    except RuntimeError:
+        _download_mnist(root)
+        split = datasets.MNIST(root, train=train, download=False)
+    return split.data.unsqueeze(1).contiguous(), split.targets.long()
+
+
+@functools.lru_cache(maxsize=None)
+def _mnist_stats(root: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    return channel_stats(_mnist_tensors(root, True)[0])
+
+
+def load_mnist(train: bool = True, root: str | Path | None = None) -> ImageDataset:
+    """MNIST via ``torchvision.datasets.MNIST`` under ``root`` (default: :func:`data_dir`).
+
+    Loaded once per process into uint8 tensors; normalized with the training split's statistics.
+    Raises :class:`DatasetNotFoundError` when the files are missing and cannot be downloaded.
+    """
+    root = Path(root).expanduser().resolve() if root is not None else data_dir()
+    images, labels = _mnist_tensors(root, train)
+    mean, std = _mnist_stats(root)
+    name = f"MNIST {'train' if train else 'test'} ({len(labels):,})"
+    return ImageDataset(images, labels, mean, std, name, f"{name}, torchvision IDX files in {root}")

@@ -1,0 +1,73 @@
+"""Distillation losses as pure functions of tensors, with checked inputs."""
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+
+
+def check_temperature(T: float) -> None:
+    """Raise ``ValueError`` unless ``T`` is a finite number > 0."""
+    if isinstance(T, bool) or not isinstance(T, Real) or not math.isfinite(T) or T <= 0:
+        raise ValueError(f"temperature T must be a finite number > 0 (T=1 is the plain "
+                         f"softmax; Hinton et al. use 2 to 20), got T={T!r}")
+
+
+def check_weight(value: float, name: str) -> None:
+    """Raise ``ValueError`` unless the loss weight ``value`` lies in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value <= 1:
+        raise ValueError(f"{name} is a loss weight and must lie in [0, 1], got {name}={value!r}")
+
+
+def check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless both are 2-D ``(batch, classes)`` tensors of the same shape."""
+    for name, logits in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
+        if logits.dim() != 2:
+            raise ValueError(f"{name} must be 2-D (batch, classes), got shape "
+                             f"{tuple(logits.shape)}; flatten or select the logits first")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
+                         f"{tuple(teacher_logits.shape)} must have the same shape (same batch "
+                         "order, same classes)")
+
+
+def softmax_with_temperature(logits: torch.Tensor, T: float) -> torch.Tensor:
+    """``softmax(logits / T)`` over the last dimension; larger ``T`` gives softer distributions."""
+    check_temperature(T)
+    return F.softmax(logits / T, dim=-1)
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
+    """Hinton's soft-target loss: ``KL(p_teacher^T || p_student^T)``, batch mean, times ``T**2``.
+
+    The ``T**2`` keeps the gradient's size independent of ``T`` (Hinton et al., 2015, section 2).
+    The teacher's logits are treated as constants (no gradient flows into them).
+    """
+    check_temperature(T)
+    check_logits(student_logits, teacher_logits)
+    log_p_student = F.log_softmax(student_logits / T, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits.detach() / T, dim=1)
+    kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
+    return kl * T**2
+
+
+def distillation_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                       labels: torch.Tensor, T: float, alpha: float) -> dict[str, torch.Tensor]:
+    """The two weighted terms ``{"ce": alpha * CE, "kd": (1 - alpha) * kd_loss}``.
+
+    ``alpha`` is the weight of the hard-label cross-entropy, as in the seed article.
+    """
+    check_weight(alpha, "alpha")
+    kd = kd_loss(student_logits, teacher_logits, T)
+    if labels.shape != student_logits.shape[:1]:
+        raise ValueError(f"labels must have shape ({student_logits.shape[0]},) to match the "
+                         f"logits, got {tuple(labels.shape)}")
+    return {"ce": alpha * F.cross_entropy(student_logits, labels), "kd": (1 - alpha) * kd}
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      labels: torch.Tensor, T: float, alpha: float) -> torch.Tensor:
+    """``alpha * CE(student, labels) + (1 - alpha) * kd_loss(student, teacher, T)``."""
+    return sum(distillation_terms(student_logits, teacher_logits, labels, T, alpha).values())

@@ -1,0 +1,40 @@
+"""Seeding, device choice, project paths and the quick-mode switch read by every notebook."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+QUICK_ENV = "KD_QUICK"
+DATA_ENV = "KD_DATA_DIR"
+
+
+def quick_mode() -> bool:
+    """True when the environment variable ``KD_QUICK`` is set to 1/true/yes (CI and smoke runs)."""
+    return os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def data_dir() -> Path:
+    """The datasets' folder: ``$KD_DATA_DIR`` if set, else the project's ``data/`` (never the CWD)."""
+    override = os.environ.get(DATA_ENV)
+    return Path(override).expanduser().resolve() if override else PROJECT_ROOT / "data"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch so that a model built next gets the same initial weights."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device() -> torch.device:
+    """The fastest available device: CUDA, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

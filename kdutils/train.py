@@ -1,0 +1,173 @@
+"""Training loops: fit (cross-entropy), distill (teacher logits looked up by sample index)."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import load_or_train
+from .data import Batch, ImageDataset, iterate_batches
+from .losses import check_temperature, check_weight, distillation_terms
+from .runtime import seed_everything
+
+LossTerms = Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]]
+EVAL_BATCH = 2000
+
+
+@dataclass
+class History:
+    """One row per epoch: each named loss term (training mean), ``loss``, ``test_acc``, ``seconds``."""
+
+    label: str
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+    def column(self, key: str) -> list[float]:
+        """The values of ``key`` over the epochs."""
+        return [row[key] for row in self.rows]
+
+    @property
+    def final_accuracy(self) -> float:
+        """Test accuracy (%) after the last epoch."""
+        return self.rows[-1]["test_acc"]
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, data: ImageDataset, batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """Logits for every sample of ``data``, in dataset order, computed in eval mode."""
+    was_training = model.training
+    model.eval()
+    logits = torch.cat([model(batch.inputs) for batch in iterate_batches(data, batch_size)])
+    model.train(was_training)
+    return logits
+
+
+def evaluate(model: nn.Module, data: ImageDataset) -> float:
+    """Accuracy (%) of ``model`` on ``data``."""
+    predictions = predict_logits(model, data).argmax(1)
+    return (predictions == data.labels).double().mean().item() * 100
+
+
+def teacher_logits(teacher: nn.Module, data: ImageDataset) -> torch.Tensor:
+    """Freeze ``teacher`` (eval mode, no gradients) and return its logits for all of ``data``.
+
+    Computed once, they are looked up by sample index during distillation, which stays correct
+    however the batches are shuffled (valid because the inputs are not randomly augmented).
+    """
+    teacher.eval()
+    teacher.requires_grad_(False)
+    return predict_logits(teacher, data)
+
+
+def _adam(model: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam, fused into one kernel per step where PyTorch supports it (CPU and CUDA)."""
+    device = next(model.parameters()).device.type
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=device in {"cpu", "cuda"})
+
+
+def _epoch_means(recorded: list[dict[str, torch.Tensor]], n_samples: int,
+                 batch_size: int) -> dict[str, float]:
+    """Per-sample means of each term over an epoch (the last batch may be smaller)."""
+    sizes = torch.full((len(recorded),), float(batch_size))
+    sizes[-1] = n_samples - batch_size * (len(recorded) - 1)
+    return {name: (torch.stack([step[name] for step in recorded]) * sizes).sum().item() / n_samples
+            for name in recorded[0]}
+
+
+def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_terms: LossTerms, *,
+               epochs: int, lr: float, batch_size: int, seed: int, label: str,
+               progress: bool = True) -> History:
+    """Adam on the sum of the named ``loss_terms(logits, batch)``; one :class:`History` row per epoch.
+
+    ``seed`` fixes the shuffling order and dropout, so a run is repeatable on the CPU.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs}")
+    torch.manual_seed(seed)
+    order = torch.Generator().manual_seed(seed)
+    optimizer = _adam(model, lr)
+    history = History(label)
+    steps = math.ceil(len(train) / batch_size)
+    with tqdm(total=epochs * steps, desc=label, disable=not progress, mininterval=0.5) as bar:
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            model.train()
+            recorded: list[dict[str, torch.Tensor]] = []
+            for batch in iterate_batches(train, batch_size, shuffle=True, generator=order):
+                terms = loss_terms(model(batch.inputs), batch)
+                loss = sum(terms.values())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                recorded.append({name: value.detach() for name, value in terms.items()})
+                bar.update()
+            row = {"epoch": epoch, **_epoch_means(recorded, len(train), batch_size)}
+            row["loss"] = sum(row[name] for name in terms)
+            row["test_acc"] = evaluate(model, test)
+            row["seconds"] = time.perf_counter() - start
+            history.rows.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", test_acc=f"{row['test_acc']:.2f}%")
+    return history
+
+
+def fit(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: int, lr: float,
+        batch_size: int, seed: int = 0, label: str = "fit", progress: bool = True) -> History:
+    """Train ``model`` with cross-entropy on the hard labels."""
+    def ce(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"ce": F.cross_entropy(logits, batch.labels)}
+
+    return train_loop(model, train, test, ce, epochs=epochs, lr=lr, batch_size=batch_size,
+                      seed=seed, label=label, progress=progress)
+
+
+def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDataset,
+               test: ImageDataset, *, epochs: int, lr: float, batch_size: int,
+               seed: int = 0, progress: bool = True) -> tuple[nn.Module, History]:
+    """Build a model after ``seed_everything(seed)`` and :func:`fit` it, or load it from the cache.
+
+    The cache key holds everything that determines the result: architecture, data, epochs,
+    learning rate, batch size and seed.
+    """
+    seed_everything(seed)
+    model = make_model()
+    key = {"architecture": repr(model), "train": train.name, "test": test.name,
+           "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
+           "torch": torch.__version__.split("+")[0]}
+
+    def train_rows(m: nn.Module) -> list[dict[str, float]]:
+        return fit(m, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                   label=name, progress=progress).rows
+
+    model, rows = load_or_train(model, name, key, train_rows)
+    return model, History(name, rows)
+
+
+def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: ImageDataset, *,
+            T: float, alpha: float, epochs: int, lr: float, batch_size: int, seed: int = 0,
+            cached_logits: torch.Tensor | None = None, label: str = "distill",
+            progress: bool = True) -> History:
+    """Train ``student`` on ``alpha * CE + (1 - alpha) * kd_loss(T)`` against a frozen ``teacher``.
+
+    The teacher is put in eval mode with gradients off and its logits are computed once (or taken
+    from ``cached_logits``, the output of :func:`teacher_logits` on ``train``, to share them
+    between runs), then looked up by each batch's sample indices.
+    """
+    check_temperature(T)
+    check_weight(alpha, "alpha")
+    logits = teacher_logits(teacher, train) if cached_logits is None else cached_logits
+    if logits.shape[0] != len(train):
+        raise ValueError(f"cached_logits has {logits.shape[0]} rows but train has {len(train)} "
+                         "samples; compute them with teacher_logits(teacher, train)")
+    teacher.eval()
+    teacher.requires_grad_(False)
+
+    def terms(student_logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        return distillation_terms(student_logits, logits[batch.index], batch.labels, T, alpha)
+
+    return train_loop(student, train, test, terms, epochs=epochs, lr=lr, batch_size=batch_size,
+                      seed=seed, label=label, progress=progress)

@@ -1,0 +1,81 @@
+from pathlib import Path
+from urllib.error import URLError
+
+import pytest
+import torch
+
+import kdutils as kd
+from kdutils import data as kd_data
+
+
+class OfflineMNIST:
+    """Stands in for torchvision's MNIST on a machine without the files and without internet."""
+
+    def __init__(self, root, train=True, download=False):
+        if download:
+            partial = Path(root) / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(b"half a download")
+            raise URLError("no network")
+        raise RuntimeError("Dataset not found. You can use download=True to download it")
+
+
+def test_missing_mnist_offline_raises_clear_file_not_found(tmp_path, monkeypatch):
+    monkeypatch.setattr(kd_data.datasets, "MNIST", OfflineMNIST)
+    with pytest.raises(kd.DatasetNotFoundError) as info:
+        kd.load_mnist(root=tmp_path / "empty")
+    assert isinstance(info.value, FileNotFoundError)
+    message = str(info.value)
+    for needed in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "MNIST/raw", "KD_DATA_DIR"):
+        assert needed in message
+    leftovers = [p for p in (tmp_path / "empty").rglob("*") if p.is_file()]
+    assert leftovers == [], "a failed download must not leave files behind"
+
+
+def test_data_dir_follows_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("KD_DATA_DIR", str(tmp_path))
+    assert kd.data_dir() == tmp_path.resolve()
+    monkeypatch.delenv("KD_DATA_DIR")
+    assert kd.data_dir() == Path(kd.__file__).resolve().parent.parent / "data"
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("0", False), ("", False)])
+def test_quick_mode_switch(monkeypatch, value, expected):
+    monkeypatch.setenv("KD_QUICK", value)
+    assert kd.quick_mode() is expected
+
+
+def test_shuffled_batches_cover_every_sample_once(tiny_data):
+    batches = list(kd.iterate_batches(tiny_data, 10, shuffle=True,
+                                      generator=torch.Generator().manual_seed(0), chunk_size=32))
+    seen = torch.cat([b.index for b in batches])
+    assert sorted(seen.tolist()) == list(range(len(tiny_data)))
+    assert seen.tolist() != list(range(len(tiny_data)))
+    assert [len(b.index) for b in batches][-1] == len(tiny_data) % 10
+
+
+def test_batches_hold_the_indexed_samples(tiny_data):
+    for batch in kd.iterate_batches(tiny_data, 7, shuffle=True,
+                                    generator=torch.Generator().manual_seed(1), chunk_size=20):
+        torch.testing.assert_close(batch.inputs, tiny_data.normalized(batch.index))
+        torch.testing.assert_close(batch.labels, tiny_data.labels[batch.index])
+
+
+def test_normalization_uses_the_dataset_statistics(tiny_data):
+    x = tiny_data.normalized(torch.tensor([0]))
+    expected = (tiny_data.images[:1].float() / 255 - 0.5) / 0.25
+    torch.testing.assert_close(x, expected)
+
+
+def test_channel_stats_on_known_images():
+    images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)
+    mean, std = kd.channel_stats(images)
+    assert mean == pytest.approx((0.5,)) and std == pytest.approx((0.7071068,))
+
+
+def test_subset_is_reproducible_and_named(tiny_data):
+    a, b = tiny_data.subset(10, seed=2), tiny_data.subset(10, seed=2)
+    assert torch.equal(a.images, b.images) and len(a) == 10
+    assert "subset of 10" in a.name
+    with pytest.raises(ValueError, match="size"):
+        tiny_data.subset(0)

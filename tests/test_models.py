@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+import kdutils as kd
+
+
+def test_parameter_counts_match_the_architectures():
+    assert kd.count_parameters(kd.mnist_teacher()) == 784 * 1200 + 1200 + 1200 * 1200 + 1200 + 1200 * 10 + 10
+    assert kd.count_parameters(kd.mnist_student()) == 784 * 20 + 20 + 20 * 20 + 20 + 20 * 10 + 10
+
+
+def test_teacher_has_dropout_student_does_not():
+    assert sum(isinstance(m, torch.nn.Dropout) for m in kd.mnist_teacher()) == 2
+    assert not any(isinstance(m, torch.nn.Dropout) for m in kd.mnist_student())
+
+
+def test_models_take_images_and_return_logits():
+    assert kd.mnist_student()(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
+
+
+def test_same_seed_same_initial_weights():
+    kd.seed_everything(3)
+    a = kd.mnist_student()
+    kd.seed_everything(3)
+    b = kd.mnist_student()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb)
+
+
+def test_mlp_needs_input_and_output():
+    with pytest.raises(ValueError, match="sizes"):
+        kd.mlp((784,))
