@@ -22,7 +22,8 @@ EVAL_BATCH = 2000
 
 @dataclass
 class History:
-    """One row per epoch: each named loss term (training mean), ``loss``, ``test_acc``, ``seconds``."""
+    """One row per epoch: each named loss term and their sum ``loss`` (training means),
+    ``train_acc`` (running accuracy over the epoch's batches), ``test_acc``, ``seconds``."""
 
     label: str
     rows: list[dict[str, float]] = field(default_factory=list)
@@ -98,16 +99,20 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
             start = time.perf_counter()
             model.train()
             recorded: list[dict[str, torch.Tensor]] = []
+            correct: list[torch.Tensor] = []
             for batch in iterate_batches(train, batch_size, shuffle=True, generator=order):
-                terms = loss_terms(model(batch.inputs), batch)
+                logits = model(batch.inputs)
+                terms = loss_terms(logits, batch)
                 loss = sum(terms.values())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 recorded.append({name: value.detach() for name, value in terms.items()})
+                correct.append((logits.detach().argmax(1) == batch.labels).sum())
                 bar.update()
             row = {"epoch": epoch, **_epoch_means(recorded, len(train), batch_size)}
             row["loss"] = sum(row[name] for name in terms)
+            row["train_acc"] = torch.stack(correct).sum().item() / len(train) * 100
             row["test_acc"] = evaluate(model, test)
             row["seconds"] = time.perf_counter() - start
             history.rows.append(row)

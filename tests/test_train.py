@@ -16,7 +16,7 @@ def test_fit_learns_and_records_history(tiny_data):
     history = kd.fit(small_mlp(), tiny_data, tiny_data, epochs=5, lr=0.05, batch_size=16,
                      progress=False)
     assert len(history.rows) == 5
-    assert set(history.rows[0]) == {"epoch", "ce", "loss", "test_acc", "seconds"}
+    assert set(history.rows[0]) == {"epoch", "ce", "loss", "train_acc", "test_acc", "seconds"}
     assert history.column("loss")[-1] < history.column("loss")[0]
 
 

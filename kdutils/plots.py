@@ -1,0 +1,71 @@
+"""The course's figures."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+from .stats import mean_std
+from .train import History
+
+
+def plot_histories(histories: Sequence[History], keys: Sequence[str] = ("loss", "test_acc"),
+                   title: str = "") -> plt.Figure:
+    """One panel per key (e.g. training loss, test accuracy) with one line per run, by epoch."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for history in histories:
+            if key in history.rows[0]:
+                ax.plot(history.column("epoch"), history.column(key), marker=".",
+                        label=history.label)
+        ax.set(xlabel="epoch", ylabel=key)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_comparison(results: Mapping[str, Sequence[float]], ylabel: str = "test accuracy (%)",
+                    title: str = "", reference: Mapping[str, float] | None = None) -> plt.Figure:
+    """Bars of the mean over seeds with ± std error bars, seeds as dots, optional reference marks."""
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(results)), 4))
+    for i, (label, values) in enumerate(results.items()):
+        mean, std = mean_std(values)
+        ax.bar(i, mean, yerr=std, capsize=6, color="tab:blue", alpha=0.6)
+        ax.plot([i] * len(values), values, "k.", ms=5)
+        if reference and label in reference:
+            ax.plot(i, reference[label], "r_", ms=30, mew=2,
+                    label="published" if i == 0 or not ax.get_legend_handles_labels()[0] else None)
+    low = min(min(v) for v in results.values())
+    high = max(max(v) for v in results.values())
+    ax.set_ylim(low - 1.5 * (high - low + 0.2), high + 0.5 * (high - low + 0.2))
+    ax.set_xticks(range(len(results)), list(results), rotation=20, ha="right")
+    ax.set(ylabel=ylabel, title=title)
+    if reference:
+        ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_soft_targets(images: torch.Tensor, probabilities: Mapping[float, torch.Tensor],
+                      titles: Sequence[str]) -> plt.Figure:
+    """Each image beside its soft-target distribution at several temperatures (bars per T)."""
+    n = len(images)
+    fig, axes = plt.subplots(n, 2, figsize=(9, 2.2 * n), gridspec_kw={"width_ratios": [1, 4]},
+                             squeeze=False)
+    width = 0.8 / len(probabilities)
+    for row, (image, title) in enumerate(zip(images, titles)):
+        axes[row][0].imshow(image.squeeze(0), cmap="gray")
+        axes[row][0].set_title(title, fontsize=9)
+        axes[row][0].axis("off")
+        for k, (T, probs) in enumerate(probabilities.items()):
+            x = torch.arange(probs.shape[1]) + (k - (len(probabilities) - 1) / 2) * width
+            axes[row][1].bar(x, probs[row], width=width, label=f"T={T:g}")
+        axes[row][1].set_xticks(range(probs.shape[1]))
+        axes[row][1].set_ylabel("probability")
+    axes[0][1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

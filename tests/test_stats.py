@@ -1,0 +1,22 @@
+import pytest
+
+from kdutils import stats
+
+
+def test_mean_std_of_known_values():
+    assert stats.mean_std([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
+    assert stats.mean_std([5.0]) == (5.0, 0.0)
+    with pytest.raises(ValueError, match="empty"):
+        stats.mean_std([])
+
+
+def test_format_mean_std():
+    assert stats.format_mean_std([1.0, 2.0, 3.0]) == "2.00 ± 1.00 (n=3)"
+
+
+def test_gap_within_and_beyond_noise():
+    noisy = stats.gap([1.0, 2.0, 3.0], [1.5, 2.5, 3.5])
+    assert noisy.difference == pytest.approx(-0.5) and not noisy.exceeds_noise
+    clear = stats.gap([10.0, 10.1, 9.9], [9.0, 9.1, 8.9])
+    assert clear.standard_error == pytest.approx((0.01 / 3 * 2) ** 0.5)
+    assert clear.exceeds_noise and "exceeds the noise" in str(clear)
