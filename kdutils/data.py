@@ -14,7 +14,7 @@ from typing import Iterator, NamedTuple
 import torch
 from torchvision import datasets
 
-from .runtime import DATA_ENV, data_dir
+from .runtime import DATA_ENV, data_dir, display_path
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -72,6 +72,10 @@ class Batch(NamedTuple):
     index: torch.Tensor
     inputs: torch.Tensor
     labels: torch.Tensor
+
+    def to(self, device: torch.device) -> "Batch":
+        """The same batch with inputs and labels on ``device`` (indices stay on the CPU)."""
+        return Batch(self.index, self.inputs.to(device), self.labels.to(device))
 
 
 def iterate_batches(data: ImageDataset, batch_size: int, *, shuffle: bool = False,
@@ -156,4 +160,5 @@ def load_mnist(train: bool = True, root: str | Path | None = None) -> ImageDatas
     images, labels = _mnist_tensors(root, train)
     mean, std = _mnist_stats(root)
     name = f"MNIST {'train' if train else 'test'} ({len(labels):,})"
-    return ImageDataset(images, labels, mean, std, name, f"{name}, torchvision IDX files in {root}")
+    return ImageDataset(images, labels, mean, std, name,
+                        f"{name}, torchvision IDX files in {display_path(root)}")

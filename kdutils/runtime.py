@@ -24,6 +24,14 @@ def data_dir() -> Path:
     return Path(override).expanduser().resolve() if override else PROJECT_ROOT / "data"
 
 
+def display_path(path: Path) -> str:
+    """``path`` relative to the project (``data``) when inside it, else absolute: for printing."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch so that a model built next gets the same initial weights."""
     random.seed(seed)

@@ -40,10 +40,12 @@ class History:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, data: ImageDataset, batch_size: int = EVAL_BATCH) -> torch.Tensor:
-    """Logits for every sample of ``data``, in dataset order, computed in eval mode."""
+    """Logits for every sample of ``data`` (on the CPU), in dataset order, computed in eval mode."""
     was_training = model.training
     model.eval()
-    logits = torch.cat([model(batch.inputs) for batch in iterate_batches(data, batch_size)])
+    device = next(model.parameters()).device
+    logits = torch.cat([model(batch.inputs.to(device)).cpu()
+                        for batch in iterate_batches(data, batch_size)])
     model.train(was_training)
     return logits
 
@@ -80,12 +82,37 @@ def _epoch_means(recorded: list[dict[str, torch.Tensor]], n_samples: int,
             for name in recorded[0]}
 
 
+def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms,
+                 optimizer: torch.optim.Optimizer, batch_size: int, order: torch.Generator,
+                 bar: tqdm) -> dict[str, float]:
+    """One pass over ``train`` in shuffled batches; returns the epoch's term means and accuracy."""
+    device = next(model.parameters()).device
+    model.train()
+    recorded: list[dict[str, torch.Tensor]] = []
+    correct: list[torch.Tensor] = []
+    for batch in iterate_batches(train, batch_size, shuffle=True, generator=order):
+        batch = batch.to(device)
+        logits = model(batch.inputs)
+        terms = loss_terms(logits, batch)
+        optimizer.zero_grad(set_to_none=True)
+        sum(terms.values()).backward()
+        optimizer.step()
+        recorded.append({name: value.detach() for name, value in terms.items()})
+        correct.append((logits.detach().argmax(1) == batch.labels).sum())
+        bar.update()
+    row = _epoch_means(recorded, len(train), batch_size)
+    row["loss"] = sum(row.values())
+    row["train_acc"] = torch.stack(correct).sum().item() / len(train) * 100
+    return row
+
+
 def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_terms: LossTerms, *,
                epochs: int, lr: float, batch_size: int, seed: int, label: str,
                progress: bool = True) -> History:
     """Adam on the sum of the named ``loss_terms(logits, batch)``; one :class:`History` row per epoch.
 
-    ``seed`` fixes the shuffling order and dropout, so a run is repeatable on the CPU.
+    Batches go to the model's device. ``seed`` fixes the shuffling order and dropout, so a run
+    is repeatable on the CPU.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs}")
@@ -97,22 +124,8 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
     with tqdm(total=epochs * steps, desc=label, disable=not progress, mininterval=0.5) as bar:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
-            model.train()
-            recorded: list[dict[str, torch.Tensor]] = []
-            correct: list[torch.Tensor] = []
-            for batch in iterate_batches(train, batch_size, shuffle=True, generator=order):
-                logits = model(batch.inputs)
-                terms = loss_terms(logits, batch)
-                loss = sum(terms.values())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                recorded.append({name: value.detach() for name, value in terms.items()})
-                correct.append((logits.detach().argmax(1) == batch.labels).sum())
-                bar.update()
-            row = {"epoch": epoch, **_epoch_means(recorded, len(train), batch_size)}
-            row["loss"] = sum(row[name] for name in terms)
-            row["train_acc"] = torch.stack(correct).sum().item() / len(train) * 100
+            row = {"epoch": epoch, **_train_epoch(model, train, loss_terms, optimizer, batch_size,
+                                                  order, bar)}
             row["test_acc"] = evaluate(model, test)
             row["seconds"] = time.perf_counter() - start
             history.rows.append(row)
@@ -172,7 +185,8 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
     teacher.requires_grad_(False)
 
     def terms(student_logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        return distillation_terms(student_logits, logits[batch.index], batch.labels, T, alpha)
+        teacher_batch = logits[batch.index.cpu()].to(student_logits.device)
+        return distillation_terms(student_logits, teacher_batch, batch.labels, T, alpha)
 
     return train_loop(student, train, test, terms, epochs=epochs, lr=lr, batch_size=batch_size,
                       seed=seed, label=label, progress=progress)
