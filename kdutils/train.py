@@ -22,8 +22,11 @@ EVAL_BATCH = 2000
 
 @dataclass
 class History:
-    """One row per epoch: each named loss term and their sum ``loss`` (training means),
-    ``train_acc`` (running accuracy over the epoch's batches), ``test_acc``, ``seconds``."""
+    """One row per epoch of a training run.
+
+    Keys: each named loss term as weighted in the loss and their sum ``loss`` (training means),
+    ``train_acc`` (running accuracy over the epoch's batches), ``test_acc`` and ``seconds``.
+    """
 
     label: str
     rows: list[dict[str, float]] = field(default_factory=list)
