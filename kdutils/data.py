@@ -1,4 +1,4 @@
-"""Datasets as in-memory tensors: loaded once, normalized per batch, shuffled by index."""
+"""Datasets as in-memory tensors: loaded once, normalized on the fly, shuffled by index."""
 from __future__ import annotations
 
 import contextlib
@@ -33,7 +33,7 @@ class ImageDataset:
     """Images as uint8 ``(N, C, H, W)``, labels as int64 ``(N,)``, with per-channel statistics.
 
     ``mean`` and ``std`` are per-channel values on the [0, 1] scale, computed from the training
-    split, and used to normalize each batch on the fly. ``name`` identifies the data (for cache
+    split, and used to normalize batches on the fly. ``name`` identifies the data (for cache
     keys); ``source`` also says where it was read from (for printing).
     """
 
