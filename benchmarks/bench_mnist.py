@@ -2,7 +2,8 @@
 
 The reference is the plain loop of the seed article: a DataLoader over torchvision's MNIST with a
 per-sample ToTensor transform, batch 32, Adam lr 1e-4, and the teacher run forward at every KD
-step. kdutils runs the same models with the same hyperparameters. Ratios are reference / kdutils.
+step (with the correct KD loss, which costs about as many operations as the article's buggy one).
+kdutils runs the same models with the same hyperparameters. Ratios are reference / kdutils.
 
     python benchmarks/bench_mnist.py              # full epochs (about 9 minutes on 2 cores)
     python benchmarks/bench_mnist.py --steps 200  # the first 200 steps of each epoch only
