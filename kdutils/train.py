@@ -59,15 +59,19 @@ def evaluate(model: nn.Module, data: ImageDataset) -> float:
     return (predictions == data.labels).double().mean().item() * 100
 
 
+def freeze(teacher: nn.Module) -> nn.Module:
+    """Put ``teacher`` in eval mode (no dropout) with gradients off; the one place that decides."""
+    teacher.eval()
+    return teacher.requires_grad_(False)
+
+
 def teacher_logits(teacher: nn.Module, data: ImageDataset) -> torch.Tensor:
-    """Freeze ``teacher`` (eval mode, no gradients) and return its logits for all of ``data``.
+    """:func:`freeze` ``teacher`` and return its logits for all of ``data``.
 
     Computed once, they are looked up by sample index during distillation, which stays correct
     however the batches are shuffled (valid because the inputs are not randomly augmented).
     """
-    teacher.eval()
-    teacher.requires_grad_(False)
-    return predict_logits(teacher, data)
+    return predict_logits(freeze(teacher), data)
 
 
 def _adam(model: nn.Module, lr: float) -> torch.optim.Adam:
@@ -180,15 +184,14 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
     """
     check_temperature(T)
     check_weight(alpha, "alpha")
+    freeze(teacher)
     logits = teacher_logits(teacher, train) if cached_logits is None else cached_logits
     if logits.shape[0] != len(train):
         raise ValueError(f"cached_logits has {logits.shape[0]} rows but train has {len(train)} "
                          "samples; compute them with teacher_logits(teacher, train)")
-    teacher.eval()
-    teacher.requires_grad_(False)
 
     def terms(student_logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        teacher_batch = logits[batch.index.cpu()].to(student_logits.device)
+        teacher_batch = logits[batch.index].to(student_logits.device)
         return distillation_terms(student_logits, teacher_batch, batch.labels, T, alpha)
 
     return train_loop(student, train, test, terms, epochs=epochs, lr=lr, batch_size=batch_size,
