@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 from torchvision import datasets
@@ -49,11 +49,14 @@ class ImageDataset:
 
     def normalized(self, index: torch.Tensor | slice = slice(None)) -> torch.Tensor:
         """Float images ``(x / 255 - mean) / std`` for the given sample indices."""
-        x = self.images[index].float()
+        return self.normalize(self.images[index])
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Float images ``(x / 255 - mean) / std`` from uint8 ``images`` of this dataset's shape."""
         shape = (1, -1, 1, 1)
         mean = torch.tensor(self.mean).view(shape) * 255
         std = torch.tensor(self.std).view(shape) * 255
-        return x.sub_(mean).div_(std)
+        return images.float().sub_(mean).div_(std)
 
     def subset(self, size: int, seed: int = 0) -> "ImageDataset":
         """A random subset of ``size`` samples (same statistics), for quick mode."""
@@ -62,6 +65,18 @@ class ImageDataset:
         keep = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:size]
         keep = keep.sort().values
         described = f" (random subset of {size}, seed {seed})"
+        return self._select(keep, described)
+
+    def without_classes(self, *classes: int) -> "ImageDataset":
+        """The samples whose label is not in ``classes`` (same statistics), e.g. MNIST without 3s."""
+        present = set(self.labels.unique().tolist())
+        if not classes or not set(classes) <= present:
+            raise ValueError(f"classes must be labels present in the data ({sorted(present)}), "
+                             f"got {classes}")
+        keep = torch.nonzero(~torch.isin(self.labels, torch.tensor(classes))).squeeze(1)
+        return self._select(keep, f" without class {', '.join(map(str, classes))}")
+
+    def _select(self, keep: torch.Tensor, described: str) -> "ImageDataset":
         return ImageDataset(self.images[keep], self.labels[keep], self.mean, self.std,
                             self.name + described, self.source + described)
 
@@ -78,13 +93,17 @@ class Batch(NamedTuple):
         return Batch(self.index, self.inputs.to(device), self.labels.to(device))
 
 
+Augment = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
+
+
 def iterate_batches(data: ImageDataset, batch_size: int, *, shuffle: bool = False,
-                    generator: torch.Generator | None = None,
+                    generator: torch.Generator | None = None, augment: Augment | None = None,
                     chunk_size: int = 8192) -> Iterator[Batch]:
     """Yield mini-batches of ``data``; with ``shuffle``, in the order of one random permutation.
 
-    Samples are gathered and normalized ``chunk_size`` at a time, so that a batch is a slice
-    (a few vectorized operations per chunk instead of per batch, with bounded memory).
+    Samples are gathered, augmented (``augment(uint8 images, generator)``, e.g.
+    :class:`~kdutils.regularize.RandomShift`) and normalized ``chunk_size`` at a time, so that a
+    batch is a slice (a few vectorized operations per chunk instead of per batch, bounded memory).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
@@ -93,7 +112,10 @@ def iterate_batches(data: ImageDataset, batch_size: int, *, shuffle: bool = Fals
     chunk_size = max(chunk_size // batch_size, 1) * batch_size
     for chunk_start in range(0, len(data), chunk_size):
         chunk = order[chunk_start:chunk_start + chunk_size]
-        inputs, labels = data.normalized(chunk), data.labels[chunk]
+        images = data.images[chunk]
+        if augment is not None:
+            images = augment(images, generator)
+        inputs, labels = data.normalize(images), data.labels[chunk]
         for start in range(0, len(chunk), batch_size):
             end = start + batch_size
             yield Batch(chunk[start:end], inputs[start:end], labels[start:end])

@@ -12,12 +12,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_or_train
-from .data import Batch, ImageDataset, iterate_batches
+from .data import Augment, Batch, ImageDataset, iterate_batches
 from .losses import check_temperature, check_weight, distillation_terms
+from .regularize import apply_max_norm, check_max_norm
 from .runtime import seed_everything
 
 LossTerms = Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]]
 EVAL_BATCH = 2000
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -59,6 +61,13 @@ def evaluate(model: nn.Module, data: ImageDataset) -> float:
     return (predictions == data.labels).double().mean().item() * 100
 
 
+def count_errors(model: nn.Module, data: ImageDataset) -> dict[int, int]:
+    """Misclassified samples of ``data`` per true class, e.g. ``{0: 3, 1: 2, ...}`` (all classes)."""
+    wrong = predict_logits(model, data).argmax(1) != data.labels
+    counts = torch.bincount(data.labels[wrong], minlength=int(data.labels.max()) + 1)
+    return dict(enumerate(counts.tolist()))
+
+
 def freeze(teacher: nn.Module) -> nn.Module:
     """Put ``teacher`` in eval mode (no dropout) with gradients off; the one place that decides."""
     teacher.eval()
@@ -80,6 +89,16 @@ def _adam(model: nn.Module, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, fused=device in {"cpu", "cuda"})
 
 
+def _lr_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
+                  ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """None for a constant rate; for ``"cosine"``, a decay to 0 over ``total_steps`` steps."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    if schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+
+
 def _epoch_means(recorded: list[dict[str, torch.Tensor]], n_samples: int,
                  batch_size: int) -> dict[str, float]:
     """Per-sample means of each term over an epoch (the last batch may be smaller)."""
@@ -89,21 +108,38 @@ def _epoch_means(recorded: list[dict[str, torch.Tensor]], n_samples: int,
             for name in recorded[0]}
 
 
-def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms,
-                 optimizer: torch.optim.Optimizer, batch_size: int, order: torch.Generator,
-                 bar: tqdm) -> dict[str, float]:
+@dataclass(frozen=True)
+class _Step:
+    """What one optimization step does besides the gradient: augmentation and constraints."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    augment: Augment | None
+    max_norm: float | None
+
+    def apply(self, model: nn.Module, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if self.max_norm is not None:
+            apply_max_norm(model, self.max_norm)
+
+
+def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms, step: _Step,
+                 batch_size: int, order: torch.Generator, bar: tqdm) -> dict[str, float]:
     """One pass over ``train`` in shuffled batches; returns the epoch's term means and accuracy."""
     device = next(model.parameters()).device
     model.train()
     recorded: list[dict[str, torch.Tensor]] = []
     correct: list[torch.Tensor] = []
-    for batch in iterate_batches(train, batch_size, shuffle=True, generator=order):
+    for batch in iterate_batches(train, batch_size, shuffle=True, generator=order,
+                                 augment=step.augment):
         batch = batch.to(device)
         logits = model(batch.inputs)
         terms = loss_terms(logits, batch)
-        optimizer.zero_grad(set_to_none=True)
-        sum(terms.values()).backward()
-        optimizer.step()
+        step.apply(model, sum(terms.values()))
         recorded.append({name: value.detach() for name, value in terms.items()})
         correct.append((logits.detach().argmax(1) == batch.labels).sum())
         bar.update()
@@ -115,23 +151,32 @@ def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms,
 
 def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_terms: LossTerms, *,
                epochs: int, lr: float, batch_size: int, seed: int, label: str,
-               progress: bool = True) -> History:
+               lr_schedule: str = "constant", augment: Augment | None = None,
+               max_norm: float | None = None, progress: bool = True) -> History:
     """Adam on the sum of the named ``loss_terms(logits, batch)``; one :class:`History` row per epoch.
 
-    Batches go to the model's device. ``seed`` fixes the shuffling order and dropout, so a run
-    is repeatable on the CPU.
+    ``lr_schedule``: ``"constant"`` or ``"cosine"`` (per-step decay from ``lr`` to 0).
+    ``augment`` transforms each chunk of uint8 training images (e.g.
+    :class:`~kdutils.regularize.RandomShift`); ``max_norm`` applies
+    :func:`~kdutils.regularize.apply_max_norm` after every step. Batches go to the model's
+    device. ``seed`` fixes the shuffling order, augmentation and dropout, so a run is repeatable
+    on the CPU.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs}")
+    if max_norm is not None:
+        check_max_norm(max_norm)
     torch.manual_seed(seed)
     order = torch.Generator().manual_seed(seed)
-    optimizer = _adam(model, lr)
-    history = History(label)
     steps = math.ceil(len(train) / batch_size)
+    optimizer = _adam(model, lr)
+    step = _Step(optimizer, _lr_scheduler(optimizer, lr_schedule, epochs * steps), augment,
+                 max_norm)
+    history = History(label)
     with tqdm(total=epochs * steps, desc=label, disable=not progress, mininterval=0.5) as bar:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
-            row = {"epoch": epoch, **_train_epoch(model, train, loss_terms, optimizer, batch_size,
+            row = {"epoch": epoch, **_train_epoch(model, train, loss_terms, step, batch_size,
                                                   order, bar)}
             row["test_acc"] = evaluate(model, test)
             row["seconds"] = time.perf_counter() - start
@@ -141,32 +186,39 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
 
 
 def fit(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: int, lr: float,
-        batch_size: int, seed: int = 0, label: str = "fit", progress: bool = True) -> History:
-    """Train ``model`` with cross-entropy on the hard labels."""
+        batch_size: int, seed: int = 0, lr_schedule: str = "constant",
+        augment: Augment | None = None, max_norm: float | None = None, label: str = "fit",
+        progress: bool = True) -> History:
+    """Train ``model`` with cross-entropy on the hard labels (options as in :func:`train_loop`)."""
     def ce(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         return {"ce": F.cross_entropy(logits, batch.labels)}
 
     return train_loop(model, train, test, ce, epochs=epochs, lr=lr, batch_size=batch_size,
-                      seed=seed, label=label, progress=progress)
+                      seed=seed, lr_schedule=lr_schedule, augment=augment, max_norm=max_norm,
+                      label=label, progress=progress)
 
 
 def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDataset,
                test: ImageDataset, *, epochs: int, lr: float, batch_size: int,
-               seed: int = 0, progress: bool = True) -> tuple[nn.Module, History]:
+               seed: int = 0, lr_schedule: str = "constant", augment: Augment | None = None,
+               max_norm: float | None = None, progress: bool = True
+               ) -> tuple[nn.Module, History]:
     """Build a model after ``seed_everything(seed)`` and :func:`fit` it, or load it from the cache.
 
     The cache key holds everything that determines the result: architecture, data, epochs,
-    learning rate, batch size and seed.
+    learning rate, batch size, seed, schedule, augmentation and constraint.
     """
     seed_everything(seed)
     model = make_model()
+    options = {"lr_schedule": lr_schedule, "augment": augment, "max_norm": max_norm}
     key = {"architecture": repr(model), "train": train.name, "test": test.name,
            "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
+           **{name: repr(value) for name, value in options.items()},
            "torch": torch.__version__.split("+")[0]}
 
     def train_rows(m: nn.Module) -> list[dict[str, float]]:
         return fit(m, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                   label=name, progress=progress).rows
+                   label=name, progress=progress, **options).rows
 
     model, rows = load_or_train(model, name, key, train_rows)
     return model, History(name, rows)
@@ -174,13 +226,14 @@ def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDatas
 
 def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: ImageDataset, *,
             T: float, alpha: float, epochs: int, lr: float, batch_size: int, seed: int = 0,
-            cached_logits: torch.Tensor | None = None, label: str = "distill",
-            progress: bool = True) -> History:
+            lr_schedule: str = "constant", cached_logits: torch.Tensor | None = None,
+            label: str = "distill", progress: bool = True) -> History:
     """Train ``student`` on ``alpha * CE + (1 - alpha) * kd_loss(T)`` against a frozen ``teacher``.
 
     The teacher is put in eval mode with gradients off and its logits are computed once (or taken
     from ``cached_logits``, the output of :func:`teacher_logits` on ``train``, to share them
-    between runs), then looked up by each batch's sample indices.
+    between runs), then looked up by each batch's sample indices. That is why there is no
+    ``augment`` here: the logits of a randomly shifted image would differ from the cached ones.
     """
     check_temperature(T)
     check_weight(alpha, "alpha")
@@ -195,4 +248,4 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
         return distillation_terms(student_logits, teacher_batch, batch.labels, T, alpha)
 
     return train_loop(student, train, test, terms, epochs=epochs, lr=lr, batch_size=batch_size,
-                      seed=seed, label=label, progress=progress)
+                      seed=seed, lr_schedule=lr_schedule, label=label, progress=progress)

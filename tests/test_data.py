@@ -79,3 +79,21 @@ def test_subset_is_reproducible_and_named(tiny_data):
     assert "subset of 10" in a.name
     with pytest.raises(ValueError, match="size"):
         tiny_data.subset(0)
+
+
+def test_without_classes_drops_exactly_those_labels(tiny_data):
+    kept = tiny_data.without_classes(1)
+    assert set(kept.labels.tolist()) == set(tiny_data.labels.tolist()) - {1}
+    assert len(kept) == int((tiny_data.labels != 1).sum())
+    assert kept.mean == tiny_data.mean and "without class 1" in kept.name
+    with pytest.raises(ValueError, match="classes"):
+        tiny_data.without_classes(7)
+
+
+def test_augment_is_applied_to_the_uint8_images_before_normalizing(tiny_data):
+    def invert(images, generator):
+        return 255 - images
+
+    batch = next(kd.iterate_batches(tiny_data, 8, augment=invert))
+    expected = tiny_data.normalize(255 - tiny_data.images[batch.index])
+    torch.testing.assert_close(batch.inputs, expected)

@@ -30,3 +30,20 @@ def test_same_seed_same_initial_weights():
 def test_mlp_needs_input_and_output():
     with pytest.raises(ValueError, match="sizes"):
         kd.mlp((784,))
+
+
+def test_hinton_nets_have_the_papers_sizes():
+    teacher = kd.hinton_teacher()
+    assert kd.count_parameters(teacher) == 784 * 1200 + 1200 + 1200 * 1200 + 1200 + 1200 * 10 + 10
+    assert [m.p for m in teacher if isinstance(m, torch.nn.Dropout)] == [0.2, 0.5, 0.5]
+    for hidden in (800, 30):
+        student = kd.hinton_student(hidden)
+        sizes = [m.out_features for m in student if isinstance(m, torch.nn.Linear)]
+        assert sizes == [hidden, hidden, 10]
+        assert not any(isinstance(m, torch.nn.Dropout) for m in student)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True])
+def test_hinton_student_needs_a_positive_unit_count(bad):
+    with pytest.raises(ValueError, match="hidden"):
+        kd.hinton_student(bad)

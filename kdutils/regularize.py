@@ -1,0 +1,60 @@
+"""Regularizers of Hinton et al. (2012, 2015) for MNIST nets: pixel jitter and max-norm."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class RandomShift:
+    """Jitter: shift each image by up to ``max_pixels`` pixels in each direction, zero-filled.
+
+    Applied to uint8 ``(N, C, H, W)`` images before normalization, so the uncovered border gets
+    the background value 0. Each image draws its own vertical and horizontal shift, uniformly in
+    ``-max_pixels .. max_pixels``, from ``generator``.
+    """
+
+    max_pixels: int = 2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) \
+                or self.max_pixels < 0:
+            raise ValueError(f"max_pixels must be an integer >= 0, got {self.max_pixels!r}")
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        n, _, height, width = images.shape
+        m = self.max_pixels
+        padded = F.pad(images, (m, m, m, m))
+        dy, dx = torch.randint(0, 2 * m + 1, (2, n, 1), generator=generator)
+        rows = (dy + torch.arange(height))[:, None, :, None]
+        cols = (dx + torch.arange(width))[:, None, None, :]
+        samples = torch.arange(n)[:, None, None, None]
+        channels = torch.arange(images.shape[1])[None, :, None, None]
+        return padded[samples, channels, rows, cols]
+
+
+def check_max_norm(max_norm: float) -> None:
+    """Raise ``ValueError`` unless ``max_norm`` is a finite number > 0."""
+    if isinstance(max_norm, bool) or not isinstance(max_norm, Real) \
+            or not math.isfinite(max_norm) or max_norm <= 0:
+        raise ValueError(f"max_norm must be a finite number > 0 (Srivastava et al. use 3 to 4), "
+                         f"got {max_norm!r}")
+
+
+@torch.no_grad()
+def apply_max_norm(model: nn.Module, max_norm: float) -> None:
+    """Rescale, in place, every unit's incoming weight vector whose L2 norm exceeds ``max_norm``.
+
+    The constraint of Srivastava et al. (2014) used with dropout: each row of every
+    ``nn.Linear`` weight is projected back onto the ball of radius ``max_norm`` after a step.
+    """
+    check_max_norm(max_norm)
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear):
+            layer.weight.renorm_(2, 0, max_norm)
