@@ -57,6 +57,22 @@ def _load_matching(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     return payload
 
 
+def cached_tensors(name: str, key: dict[str, Any],
+                   compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``compute()``'s tensors, from the cache when a checkpoint for ``key`` exists.
+
+    For expensive, deterministic results such as decoded images. A corrupted or mismatched file
+    is reported and recomputed; writes are atomic.
+    """
+    path = checkpoint_path(name, key)
+    payload = _load_matching(path, key)
+    if payload is not None:
+        return payload["tensors"]
+    tensors = compute()
+    save_atomically({"key": key, "tensors": tensors}, path)
+    return tensors
+
+
 def load_or_train(model: nn.Module, name: str, key: dict[str, Any],
                   train: Callable[[nn.Module], Any]) -> tuple[nn.Module, Any]:
     """Load ``model``'s weights from the cache, or call ``train(model)`` and cache the result.

@@ -71,3 +71,43 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
                       labels: torch.Tensor, T: float, alpha: float) -> torch.Tensor:
     """``alpha * CE(student, labels) + (1 - alpha) * kd_loss(student, teacher, T)``."""
     return sum(distillation_terms(student_logits, teacher_logits, labels, T, alpha).values())
+
+
+def check_hint_shapes(student_features: torch.Tensor, teacher_features: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless a hint loss can compare the two feature tensors as they are."""
+    if student_features.shape != teacher_features.shape:
+        raise ValueError(
+            f"student_features {tuple(student_features.shape)} and teacher_features "
+            f"{tuple(teacher_features.shape)} must have the same shape for a hint loss: pool the "
+            "teacher's features down to the student's size (kdutils.pool_features, as the "
+            "cosine hint does) or map the student's features to the teacher's with a trainable "
+            "regressor (kdutils.hint_regressor)")
+
+
+def pool_features(features: torch.Tensor, size: int) -> torch.Tensor:
+    """Flatten ``features`` per sample and average neighbouring values down to ``size`` of them.
+
+    The tutorial's ``avg_pool1d(flattened, 2)``: 2,048 teacher values become 1,024.
+    """
+    flat = features.flatten(1)
+    if size < 1 or flat.shape[1] % size:
+        raise ValueError(f"size must divide the {flat.shape[1]} flattened features, got {size}")
+    return F.avg_pool1d(flat.unsqueeze(1), flat.shape[1] // size).squeeze(1)
+
+
+def cosine_hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor
+                     ) -> torch.Tensor:
+    """Mean of ``1 - cos(student, teacher)`` over the batch, on flattened features.
+
+    Equal to ``nn.CosineEmbeddingLoss()`` with a target of ones, as in the tutorial; the teacher's
+    features are constants.
+    """
+    student_flat, teacher_flat = student_features.flatten(1), teacher_features.detach().flatten(1)
+    check_hint_shapes(student_flat, teacher_flat)
+    return (1 - F.cosine_similarity(student_flat, teacher_flat, dim=1)).mean()
+
+
+def mse_hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between feature maps (FitNets' hint loss); the teacher's are constants."""
+    check_hint_shapes(student_features, teacher_features)
+    return F.mse_loss(student_features, teacher_features.detach())

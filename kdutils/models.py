@@ -1,6 +1,7 @@
 """The course's architectures."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -58,3 +59,64 @@ def hinton_student(hidden: int) -> nn.Sequential:
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class ConvNet(nn.Module):
+    """A CNN as ``features`` (convolutions) then ``classifier`` (on the flattened feature map).
+
+    ``forward`` returns the logits; :meth:`forward_with_features` also returns the feature map
+    that hint losses use, so one class serves plain training and every kind of distillation.
+    """
+
+    def __init__(self, features: nn.Sequential, classifier: nn.Sequential) -> None:
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, feature_map)``; the feature map is the last convolution block's output."""
+        feature_map = self.features(x)
+        return self.classifier(feature_map.flatten(1)), feature_map
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_features(x)[0]
+
+
+def deep_nn(num_classes: int = 10) -> ConvNet:
+    """The PyTorch KD tutorial's CIFAR-10 teacher ``DeepNN`` (1,186,986 parameters).
+
+    Its feature map is 32 x 8 x 8 (2,048 values when flattened).
+    """
+    features = nn.Sequential(
+        nn.Conv2d(3, 128, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(128, 64, kernel_size=3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(64, 64, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(64, 32, kernel_size=3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2),
+    )
+    classifier = nn.Sequential(nn.Linear(2048, 512), nn.ReLU(), nn.Dropout(0.1),
+                               nn.Linear(512, num_classes))
+    return ConvNet(features, classifier)
+
+
+def light_nn(num_classes: int = 10) -> ConvNet:
+    """The PyTorch KD tutorial's CIFAR-10 student ``LightNN`` (267,738 parameters).
+
+    Its feature map is 16 x 8 x 8 (1,024 values when flattened).
+    """
+    features = nn.Sequential(
+        nn.Conv2d(3, 16, kernel_size=3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(16, 16, kernel_size=3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2),
+    )
+    classifier = nn.Sequential(nn.Linear(1024, 256), nn.ReLU(), nn.Dropout(0.1),
+                               nn.Linear(256, num_classes))
+    return ConvNet(features, classifier)
+
+
+def hint_regressor(student_channels: int = 16, teacher_channels: int = 32) -> nn.Conv2d:
+    """The tutorial's trainable regressor: a 3x3 convolution from the student's feature map's
+    channels to the teacher's (FitNets' hint layer), trained with the student."""
+    return nn.Conv2d(student_channels, teacher_channels, kernel_size=3, padding=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,7 @@ from .losses import check_temperature, check_weight, distillation_terms
 from .regularize import apply_max_norm, check_max_norm
 from .runtime import seed_everything
 
-LossTerms = Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]]
+LossTerms = Callable[[Any, Batch], dict[str, torch.Tensor]]
 EVAL_BATCH = 2000
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -43,13 +43,18 @@ class History:
         return self.rows[-1]["test_acc"]
 
 
+def logits_of(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The logits of a model's output: the output itself, or the first item of a tuple."""
+    return output[0] if isinstance(output, tuple) else output
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, data: ImageDataset, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """Logits for every sample of ``data`` (on the CPU), in dataset order, computed in eval mode."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    logits = torch.cat([model(batch.inputs.to(device)).cpu()
+    logits = torch.cat([logits_of(model(batch.inputs.to(device))).cpu()
                         for batch in iterate_batches(data, batch_size)])
     model.train(was_training)
     return logits
@@ -137,9 +142,10 @@ def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms, s
     for batch in iterate_batches(train, batch_size, shuffle=True, generator=order,
                                  augment=step.augment):
         batch = batch.to(device)
-        logits = model(batch.inputs)
-        terms = loss_terms(logits, batch)
+        output = model(batch.inputs)
+        terms = loss_terms(output, batch)
         step.apply(model, sum(terms.values()))
+        logits = logits_of(output)
         recorded.append({name: value.detach() for name, value in terms.items()})
         correct.append((logits.detach().argmax(1) == batch.labels).sum())
         bar.update()
@@ -153,7 +159,9 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
                epochs: int, lr: float, batch_size: int, seed: int, label: str,
                lr_schedule: str = "constant", augment: Augment | None = None,
                max_norm: float | None = None, progress: bool = True) -> History:
-    """Adam on the sum of the named ``loss_terms(logits, batch)``; one :class:`History` row per epoch.
+    """Adam on the sum of the named ``loss_terms(output, batch)``; one :class:`History` row per epoch.
+
+    ``output`` is what the model returns: logits, or a tuple whose first item is the logits.
 
     ``lr_schedule``: ``"constant"`` or ``"cosine"`` (per-step decay from ``lr`` to 0).
     ``augment`` transforms each chunk of uint8 training images (e.g.
