@@ -23,7 +23,7 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 ORIGINAL_FOLDER = "cifar-10-batches-py"
 ARCHIVE = "cifar-10-python.tar.gz"
 JPEG_FOLDER = "cifar10-jpeg"
-Split = tuple[torch.Tensor, torch.Tensor, str]
+Split = tuple[torch.Tensor, torch.Tensor, str, Path]  # images, labels, kind of copy, folder
 
 
 def _split_name(train: bool) -> str:
@@ -59,8 +59,7 @@ def _download(root: Path) -> None:
 def _original_split(root: Path, train: bool) -> Split:
     split = datasets.CIFAR10(root, train=train, download=False)
     images = torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous()
-    origin = f"original release, {display_path(root / ORIGINAL_FOLDER)}"
-    return images, torch.tensor(split.targets), origin
+    return images, torch.tensor(split.targets), "original", root / ORIGINAL_FOLDER
 
 
 def _jpeg_files(folder: Path) -> list[tuple[Path, int]]:
@@ -97,7 +96,7 @@ def _jpeg_split(root: Path, train: bool) -> Split:
     key = {"folder": str(folder), "files": len(files), "bytes": sum(s.st_size for s in stats),
            "newest": max(s.st_mtime_ns for s in stats)}
     tensors = cached_tensors(f"cifar10-jpeg-{_split_name(train)}", key, lambda: _decode(files))
-    return tensors["images"], tensors["labels"], f"JPEG copy, {display_path(folder)}"
+    return tensors["images"], tensors["labels"], "JPEG copy", folder
 
 
 @functools.lru_cache(maxsize=None)
@@ -125,8 +124,7 @@ def load_cifar10(train: bool = True, root: str | Path | None = None) -> ImageDat
     lower. Raises :class:`~kdutils.data.DatasetNotFoundError` when no copy can be found.
     """
     root = Path(root).expanduser().resolve() if root is not None else data_dir()
-    images, labels, origin = _cifar_split(root, train)
+    images, labels, kind, folder = _cifar_split(root, train)
     mean, std = _cifar_stats(root)
-    kind = "JPEG copy" if origin.startswith("JPEG") else "original"
     name = f"CIFAR-10 {_split_name(train)} ({len(labels):,}, {kind})"
-    return ImageDataset(images, labels, mean, std, name, f"{name}: {origin}")
+    return ImageDataset(images, labels, mean, std, name, f"{name}, read from {display_path(folder)}")

@@ -10,7 +10,7 @@ from torch import nn
 from .data import Batch, ImageDataset, iterate_batches
 from .losses import check_weight, pool_features
 from .models import ConvNet
-from .train import EVAL_BATCH, History, freeze, train_loop
+from .train import EVAL_BATCH, History, freeze, memory_format_for, train_loop
 
 HintLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -42,12 +42,13 @@ def teacher_features(teacher: ConvNet, data: ImageDataset, pooled_size: int,
     (:func:`~kdutils.losses.pool_features`). Look them up by sample index while training.
     """
     freeze(teacher)
-    device = next(teacher.parameters()).device
+    device, memory_format = next(teacher.parameters()).device, memory_format_for(teacher)
     logits, maps = [], []
     for batch in iterate_batches(data, batch_size):
-        batch_logits, feature_map = teacher.forward_with_features(batch.inputs.to(device))
+        inputs = batch.to(device, memory_format).inputs
+        batch_logits, feature_map = teacher.forward_with_features(inputs)
         logits.append(batch_logits.cpu())
-        maps.append(feature_map.cpu())
+        maps.append(feature_map.cpu().contiguous())
     feature_map = torch.cat(maps)
     return {"logits": torch.cat(logits), "feature_map": feature_map,
             "pooled": pool_features(feature_map, pooled_size)}

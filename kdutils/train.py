@@ -48,13 +48,19 @@ def logits_of(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
+def memory_format_for(model: nn.Module) -> torch.memory_format:
+    """``channels_last`` for models with 2-D convolutions (faster convolutions), else contiguous."""
+    has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return torch.channels_last if has_conv else torch.contiguous_format
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, data: ImageDataset, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """Logits for every sample of ``data`` (on the CPU), in dataset order, computed in eval mode."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    logits = torch.cat([logits_of(model(batch.inputs.to(device))).cpu()
+    device, memory_format = next(model.parameters()).device, memory_format_for(model)
+    logits = torch.cat([logits_of(model(batch.to(device, memory_format).inputs)).cpu()
                         for batch in iterate_batches(data, batch_size)])
     model.train(was_training)
     return logits
@@ -135,13 +141,13 @@ class _Step:
 def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms, step: _Step,
                  batch_size: int, order: torch.Generator, bar: tqdm) -> dict[str, float]:
     """One pass over ``train`` in shuffled batches; returns the epoch's term means and accuracy."""
-    device = next(model.parameters()).device
+    device, memory_format = next(model.parameters()).device, memory_format_for(model)
     model.train()
     recorded: list[dict[str, torch.Tensor]] = []
     correct: list[torch.Tensor] = []
     for batch in iterate_batches(train, batch_size, shuffle=True, generator=order,
                                  augment=step.augment):
-        batch = batch.to(device)
+        batch = batch.to(device, memory_format)
         output = model(batch.inputs)
         terms = loss_terms(output, batch)
         step.apply(model, sum(terms.values()))
@@ -177,6 +183,7 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
     torch.manual_seed(seed)
     order = torch.Generator().manual_seed(seed)
     steps = math.ceil(len(train) / batch_size)
+    model.to(memory_format=memory_format_for(model))
     optimizer = _adam(model, lr)
     step = _Step(optimizer, _lr_scheduler(optimizer, lr_schedule, epochs * steps), augment,
                  max_norm)

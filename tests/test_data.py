@@ -73,6 +73,15 @@ def test_channel_stats_on_known_images():
     assert mean == pytest.approx((0.5,)) and std == pytest.approx((0.7071068,))
 
 
+def test_channel_stats_match_a_direct_float_computation():
+    images = torch.randint(0, 256, (50, 3, 5, 7), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    x = images.double().div(255).transpose(0, 1).reshape(3, -1)
+    mean, std = kd.channel_stats(images)
+    assert mean == pytest.approx(x.mean(1).tolist(), rel=1e-12)
+    assert std == pytest.approx(x.std(1).tolist(), rel=1e-12)
+
+
 def test_subset_is_reproducible_and_named(tiny_data):
     a, b = tiny_data.subset(10, seed=2), tiny_data.subset(10, seed=2)
     assert torch.equal(a.images, b.images) and len(a) == 10

@@ -103,3 +103,15 @@ def test_distill_hint_refuses_mismatched_features_before_updating_the_student():
                         lr=1e-3, batch_size=8, progress=False)
     for name, value in student.state_dict().items():
         assert torch.equal(value, before[name])
+
+
+def test_conv_models_train_in_channels_last_and_predict_as_in_plain_layout():
+    data = tiny_images()
+    kd.seed_everything(0)
+    net = kd.light_nn()
+    kd.fit(net, data, data, epochs=1, lr=1e-3, batch_size=8, progress=False)
+    assert net.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    net.eval()
+    with torch.no_grad():
+        plain = net(data.normalized(torch.arange(len(data))).contiguous())
+    torch.testing.assert_close(kd.predict_logits(net, data), plain, rtol=1e-4, atol=1e-5)
