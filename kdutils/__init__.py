@@ -5,8 +5,8 @@ from .cifar import CIFAR10_CLASSES, load_cifar10
 from .data import (Batch, DatasetNotFoundError, ImageDataset, channel_stats, iterate_batches,
                    load_mnist)
 from .hints import HintStudent, distill_hint, teacher_features
-from .losses import (cosine_hint_loss, distillation_loss, distillation_terms, kd_loss, mse_hint_loss,
-                     pool_features, softmax_with_temperature)
+from .losses import (cosine_hint_loss, distillation_loss, distillation_terms, kd_loss,
+                     mse_hint_loss, pool_features, softmax_with_temperature)
 from .models import (ConvNet, count_parameters, deep_nn, hint_regressor, hinton_student,
                      hinton_teacher, light_nn, mlp, mnist_student, mnist_teacher)
 from .regularize import RandomShift, apply_max_norm

@@ -1,4 +1,4 @@
-"""CIFAR-10: torchvision's original release, or an image-folder JPEG copy decoded once and cached."""
+"""CIFAR-10: torchvision's original release, or an image-folder JPEG copy (decoded once, cached)."""
 from __future__ import annotations
 
 import contextlib
@@ -127,4 +127,5 @@ def load_cifar10(train: bool = True, root: str | Path | None = None) -> ImageDat
     images, labels, kind, folder = _cifar_split(root, train)
     mean, std = _cifar_stats(root)
     name = f"CIFAR-10 {_split_name(train)} ({len(labels):,}, {kind})"
-    return ImageDataset(images, labels, mean, std, name, f"{name}, read from {display_path(folder)}")
+    source = f"{name}, read from {display_path(folder)}"
+    return ImageDataset(images, labels, mean, std, name, source)
