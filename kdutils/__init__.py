@@ -1,6 +1,6 @@
 """kdutils: the helper package of the knowledge-distillation course."""
 from .calibration import bias_for_count, shift_class_bias
-from .checkpoint import cache_dir, cached_tensors, load_or_train
+from .checkpoint import cache_dir, cached, load_or_train
 from .cifar import CIFAR10_CLASSES, load_cifar10
 from .data import (Batch, DatasetNotFoundError, ImageDataset, channel_stats, iterate_batches,
                    load_mnist)
@@ -17,7 +17,7 @@ from .train import (History, cached_fit, count_errors, distill, evaluate, fit, p
                     teacher_logits, train_loop)
 
 __all__ = [
-    "apply_max_norm", "Batch", "bias_for_count", "cache_dir", "cached_fit", "cached_tensors",
+    "apply_max_norm", "Batch", "bias_for_count", "cache_dir", "cached", "cached_fit",
     "channel_stats", "CIFAR10_CLASSES", "ConvNet", "cosine_hint_loss", "count_errors",
     "count_parameters", "data_dir", "DatasetNotFoundError", "deep_nn", "distill", "distill_hint",
     "distillation_loss", "distillation_terms", "evaluate", "fit", "format_mean_std", "gap",

@@ -54,23 +54,25 @@ def _load_matching(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     if payload.get("key") != json.loads(json.dumps(key, sort_keys=True)):
         warnings.warn(f"checkpoint {path} was made for {payload.get('key')}, not {key}; retraining")
         return None
+    if "value" not in payload:
+        warnings.warn(f"checkpoint {path} is in an older format; recomputing")
+        return None
     return payload
 
 
-def cached_tensors(name: str, key: dict[str, Any],
-                   compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """``compute()``'s tensors, from the cache when a checkpoint for ``key`` exists.
+def cached(name: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``compute()``'s result (a dict of tensors and plain values), or the cached one for ``key``.
 
-    For expensive, deterministic results such as decoded images. A corrupted or mismatched file
-    is reported and recomputed; writes are atomic.
+    For expensive, deterministic results such as decoded images or trained weights. A corrupted
+    or mismatched file is reported and recomputed; writes are atomic.
     """
     path = checkpoint_path(name, key)
     payload = _load_matching(path, key)
     if payload is not None:
-        return payload["tensors"]
-    tensors = compute()
-    save_atomically({"key": key, "tensors": tensors}, path)
-    return tensors
+        return payload["value"]
+    value = compute()
+    save_atomically({"key": key, "value": value}, path)
+    return value
 
 
 def load_or_train(model: nn.Module, name: str, key: dict[str, Any],
@@ -80,11 +82,10 @@ def load_or_train(model: nn.Module, name: str, key: dict[str, Any],
     Returns ``(model, result)``, where ``result`` is what ``train`` returned (for instance a
     :class:`~kdutils.train.History`'s rows), stored alongside the weights.
     """
-    path = checkpoint_path(name, key)
-    payload = _load_matching(path, key)
-    if payload is not None:
-        model.load_state_dict(payload["state_dict"])
-        return model, payload["result"]
-    result = train(model)
-    save_atomically({"key": key, "state_dict": model.state_dict(), "result": result}, path)
-    return model, result
+    def trained() -> dict[str, Any]:
+        result = train(model)
+        return {"state_dict": model.state_dict(), "result": result}
+
+    value = cached(name, key, trained)
+    model.load_state_dict(value["state_dict"])
+    return model, value["result"]

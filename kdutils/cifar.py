@@ -1,9 +1,7 @@
 """CIFAR-10: torchvision's original release, or an image-folder JPEG copy (decoded once, cached)."""
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 import os
 import shutil
 import tempfile
@@ -14,8 +12,8 @@ import torch
 from PIL import Image
 from torchvision import datasets
 
-from .checkpoint import cached_tensors
-from .data import DatasetNotFoundError, ImageDataset, channel_stats
+from .checkpoint import cached
+from .data import DatasetNotFoundError, ImageDataset, channel_stats, download_or_explain
 from .runtime import DATA_ENV, data_dir, display_path
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -48,11 +46,8 @@ def _download(root: Path) -> None:
     with tempfile.TemporaryDirectory(dir=root, prefix=".cifar10-download-") as tmp:
         if (root / ARCHIVE).is_file():
             shutil.copy(root / ARCHIVE, Path(tmp) / ARCHIVE)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                datasets.CIFAR10(tmp, train=True, download=True)
-        except Exception as error:  # URLError, RuntimeError, OSError: all mean "not available"
-            raise DatasetNotFoundError(_missing_message(root, error)) from error
+        download_or_explain(lambda: datasets.CIFAR10(tmp, train=True, download=True),
+                            lambda error: _missing_message(root, error))
         os.replace(Path(tmp) / ORIGINAL_FOLDER, root / ORIGINAL_FOLDER)
 
 
@@ -95,7 +90,7 @@ def _jpeg_split(root: Path, train: bool) -> Split:
     stats = [file.stat() for file, _ in files]
     key = {"folder": str(folder), "files": len(files), "bytes": sum(s.st_size for s in stats),
            "newest": max(s.st_mtime_ns for s in stats)}
-    tensors = cached_tensors(f"cifar10-jpeg-{_split_name(train)}", key, lambda: _decode(files))
+    tensors = cached(f"cifar10-jpeg-{_split_name(train)}", key, lambda: _decode(files))
     return tensors["images"], tensors["labels"], "JPEG copy", folder
 
 

@@ -139,6 +139,17 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(means), tuple(stds)
 
 
+def download_or_explain(download: Callable[[], object], explain: Callable[[Exception], str]
+                        ) -> None:
+    """Run a torchvision download quietly; any failure becomes a :class:`DatasetNotFoundError`
+    whose message is ``explain(error)`` (URLError, RuntimeError, OSError: all mean "not there")."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            download()
+    except Exception as error:
+        raise DatasetNotFoundError(explain(error)) from error
+
+
 def _missing_mnist_message(root: Path, cause: Exception) -> str:
     files = ", ".join(MNIST_FILES)
     return (f"MNIST is not in {root / 'MNIST' / 'raw'} and could not be downloaded "
@@ -159,11 +170,8 @@ def _download_mnist(root: Path) -> None:
         tmp_raw.mkdir(parents=True)
         for archive in raw.glob("*.gz") if raw.is_dir() else ():
             shutil.copy(archive, tmp_raw / archive.name)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                datasets.MNIST(tmp, train=True, download=True)
-        except Exception as error:  # URLError, RuntimeError, OSError: all mean "not available"
-            raise DatasetNotFoundError(_missing_mnist_message(root, error)) from error
+        download_or_explain(lambda: datasets.MNIST(tmp, train=True, download=True),
+                            lambda error: _missing_mnist_message(root, error))
         raw.mkdir(parents=True, exist_ok=True)
         for name in MNIST_FILES:
             os.replace(tmp_raw / name, raw / name)

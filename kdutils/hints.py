@@ -10,7 +10,8 @@ from torch import nn
 from .data import Batch, ImageDataset, iterate_batches
 from .losses import check_weight, pool_features
 from .models import ConvNet
-from .train import EVAL_BATCH, History, freeze, memory_format_for, train_loop
+from .train import (EVAL_BATCH, History, check_per_sample, freeze, memory_format_for,
+                     train_loop)
 
 HintLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -68,9 +69,8 @@ def distill_hint(student: ConvNet, targets: torch.Tensor, train: ImageDataset,
     """
     check_weight(hint_weight, "hint_weight")
     check_weight(ce_weight, "ce_weight")
-    if targets.shape[0] != len(train):
-        raise ValueError(f"targets has {targets.shape[0]} rows but train has {len(train)} "
-                         "samples; compute them with teacher_features(teacher, train, ...)")
+    check_per_sample(targets, train, "targets",
+                     "compute them with teacher_features(teacher, train, ...)")
     model = HintStudent(student, regressor)
 
     def terms(output: tuple[torch.Tensor, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:

@@ -8,11 +8,16 @@ import torch
 import torch.nn.functional as F
 
 
+def check_positive(value: float, description: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number > 0; ``description`` names it."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
+            or value <= 0:
+        raise ValueError(f"{description} must be a finite number > 0, got {value!r}")
+
+
 def check_temperature(T: float) -> None:
     """Raise ``ValueError`` unless ``T`` is a finite number > 0."""
-    if isinstance(T, bool) or not isinstance(T, Real) or not math.isfinite(T) or T <= 0:
-        raise ValueError(f"temperature T must be a finite number > 0 (T=1 is the plain "
-                         f"softmax; Hinton et al. use 2 to 20), got T={T!r}")
+    check_positive(T, "temperature T (T=1 is the plain softmax; Hinton et al. use 2 to 20)")
 
 
 def check_weight(value: float, name: str) -> None:

@@ -1,13 +1,13 @@
 """Regularizers of Hinton et al. (2012, 2015) for MNIST nets: pixel jitter and max-norm."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Real
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .losses import check_positive
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,7 @@ class RandomShift:
 
 def check_max_norm(max_norm: float) -> None:
     """Raise ``ValueError`` unless ``max_norm`` is a finite number > 0."""
-    if isinstance(max_norm, bool) or not isinstance(max_norm, Real) \
-            or not math.isfinite(max_norm) or max_norm <= 0:
-        raise ValueError(f"max_norm must be a finite number > 0 (Srivastava et al. use 3 to 4), "
-                         f"got {max_norm!r}")
+    check_positive(max_norm, "max_norm (Srivastava et al. use 3 to 4)")
 
 
 @torch.no_grad()

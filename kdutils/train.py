@@ -94,6 +94,13 @@ def teacher_logits(teacher: nn.Module, data: ImageDataset) -> torch.Tensor:
     return predict_logits(freeze(teacher), data)
 
 
+def check_per_sample(values: torch.Tensor, data: ImageDataset, name: str, remedy: str) -> None:
+    """Raise ``ValueError`` unless ``values`` has one row per sample of ``data`` (index lookup)."""
+    if values.shape[0] != len(data):
+        raise ValueError(f"{name} has {values.shape[0]} rows but train has {len(data)} samples; "
+                         f"{remedy}")
+
+
 def _adam(model: nn.Module, lr: float) -> torch.optim.Adam:
     """Adam, fused into one kernel per step where PyTorch supports it (CPU and CUDA)."""
     device = next(model.parameters()).device.type
@@ -121,11 +128,10 @@ def _epoch_means(recorded: list[dict[str, torch.Tensor]], n_samples: int,
 
 @dataclass(frozen=True)
 class _Step:
-    """What one optimization step does besides the gradient: augmentation and constraints."""
+    """One optimization step: gradient, optimizer, learning-rate schedule, weight constraint."""
 
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
-    augment: Augment | None
     max_norm: float | None
 
     def apply(self, model: nn.Module, loss: torch.Tensor) -> None:
@@ -139,14 +145,15 @@ class _Step:
 
 
 def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms, step: _Step,
-                 batch_size: int, order: torch.Generator, bar: tqdm) -> dict[str, float]:
+                 batch_size: int, order: torch.Generator, augment: Augment | None,
+                 bar: tqdm) -> dict[str, float]:
     """One pass over ``train`` in shuffled batches; returns the epoch's term means and accuracy."""
     device, memory_format = next(model.parameters()).device, memory_format_for(model)
     model.train()
     recorded: list[dict[str, torch.Tensor]] = []
     correct: list[torch.Tensor] = []
     for batch in iterate_batches(train, batch_size, shuffle=True, generator=order,
-                                 augment=step.augment):
+                                 augment=augment):
         batch = batch.to(device, memory_format)
         output = model(batch.inputs)
         terms = loss_terms(output, batch)
@@ -185,14 +192,13 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
     steps = math.ceil(len(train) / batch_size)
     model.to(memory_format=memory_format_for(model))
     optimizer = _adam(model, lr)
-    step = _Step(optimizer, _lr_scheduler(optimizer, lr_schedule, epochs * steps), augment,
-                 max_norm)
+    step = _Step(optimizer, _lr_scheduler(optimizer, lr_schedule, epochs * steps), max_norm)
     history = History(label)
     with tqdm(total=epochs * steps, desc=label, disable=not progress, mininterval=0.5) as bar:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             row = {"epoch": epoch, **_train_epoch(model, train, loss_terms, step, batch_size,
-                                                  order, bar)}
+                                                  order, augment, bar)}
             row["test_acc"] = evaluate(model, test)
             row["seconds"] = time.perf_counter() - start
             history.rows.append(row)
@@ -254,9 +260,8 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
     check_weight(alpha, "alpha")
     freeze(teacher)
     logits = teacher_logits(teacher, train) if cached_logits is None else cached_logits
-    if logits.shape[0] != len(train):
-        raise ValueError(f"cached_logits has {logits.shape[0]} rows but train has {len(train)} "
-                         "samples; compute them with teacher_logits(teacher, train)")
+    check_per_sample(logits, train, "cached_logits",
+                     "compute them with teacher_logits(teacher, train)")
 
     def terms(student_logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         teacher_batch = logits[batch.index].to(student_logits.device)

@@ -83,3 +83,13 @@ def test_cached_fit_reuses_the_trained_model(tiny_data):
     assert h1.rows == h2.rows
     for a, b in zip(first.parameters(), second.parameters()):
         assert torch.equal(a, b)
+
+
+def test_checkpoint_in_an_older_format_is_reported_and_retrained():
+    calls = []
+    key = {"seed": 0}
+    path = checkpoint.checkpoint_path("toy", key)
+    checkpoint.save_atomically({"key": key, "state_dict": torch.nn.Linear(2, 2).state_dict()}, path)
+    with pytest.warns(UserWarning, match="older format"):
+        kd.load_or_train(torch.nn.Linear(2, 2), "toy", key, counting_trainer(calls))
+    assert len(calls) == 1
