@@ -24,6 +24,9 @@ MNIST_FILES = (
 )
 
 
+UNLABELLED = -1  # the label of a sample whose label the student must not see
+
+
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is neither on disk nor downloadable; the message says which files go where."""
 
@@ -65,7 +68,7 @@ class ImageDataset:
         keep = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:size]
         keep = keep.sort().values
         described = f" (random subset of {size}, seed {seed})"
-        return self._select(keep, described)
+        return self.select(keep, described)
 
     def without_classes(self, *classes: int) -> "ImageDataset":
         """The samples whose label is not in ``classes`` (same statistics), e.g. MNIST without 3s."""
@@ -74,11 +77,36 @@ class ImageDataset:
             raise ValueError(f"classes must be labels present in the data ({sorted(present)}), "
                              f"got {classes}")
         keep = torch.nonzero(~torch.isin(self.labels, torch.tensor(classes))).squeeze(1)
-        return self._select(keep, f" without class {', '.join(map(str, classes))}")
+        return self.select(keep, f" without class {', '.join(map(str, classes))}")
 
-    def _select(self, keep: torch.Tensor, described: str) -> "ImageDataset":
-        return ImageDataset(self.images[keep], self.labels[keep], self.mean, self.std,
+    def select(self, index: torch.Tensor, described: str) -> "ImageDataset":
+        """The samples at positions ``index`` (same statistics); ``described`` extends the names."""
+        return ImageDataset(self.images[index], self.labels[index], self.mean, self.std,
                             self.name + described, self.source + described)
+
+    def hide_labels(self, index: torch.Tensor) -> "ImageDataset":
+        """The same samples with the labels at positions ``index`` replaced by :data:`UNLABELLED`.
+
+        For semi-supervised set-ups: only soft-label distillation can use such samples, and
+        anything that needs their labels fails loudly instead of reading them.
+        """
+        labels = self.labels.clone()
+        labels[index] = UNLABELLED
+        described = f" (labels of {int((labels == UNLABELLED).sum()):,} hidden)"
+        return ImageDataset(self.images, labels, self.mean, self.std, self.name + described,
+                            self.source + described)
+
+    @property
+    def labelled(self) -> torch.Tensor:
+        """Boolean mask of the samples whose label is known (not :data:`UNLABELLED`)."""
+        return self.labels != UNLABELLED
+
+
+def check_labelled(data: ImageDataset, name: str, remedy: str) -> None:
+    """Raise ``ValueError`` if some labels of ``data`` are hidden; ``remedy`` says what to do."""
+    hidden = int((~data.labelled).sum())
+    if hidden:
+        raise ValueError(f"{name} has {hidden:,} samples with hidden labels; {remedy}")
 
 
 class Batch(NamedTuple):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from numbers import Real
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -59,17 +60,22 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float
 
 
 def distillation_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                       labels: torch.Tensor, T: float, alpha: float) -> dict[str, torch.Tensor]:
-    """The two weighted terms ``{"ce": alpha * CE, "kd": (1 - alpha) * kd_loss}``.
+                       labels: torch.Tensor, T: float, alpha: float,
+                       soft_loss: Callable[..., torch.Tensor] = kd_loss
+                       ) -> dict[str, torch.Tensor]:
+    """The two weighted terms ``{"ce": alpha * CE, "kd": (1 - alpha) * soft_loss}``.
 
-    ``alpha`` is the weight of the hard-label cross-entropy, as in the seed article.
+    ``alpha`` is the weight of the hard-label cross-entropy, as in the seed article; with
+    ``alpha=0`` the labels are not used (they may be hidden) and the CE term is 0.
+    ``soft_loss(student_logits, teacher_logits, T)`` defaults to :func:`kd_loss`.
     """
     check_weight(alpha, "alpha")
-    kd = kd_loss(student_logits, teacher_logits, T)
+    kd = soft_loss(student_logits, teacher_logits, T)
     if labels.shape != student_logits.shape[:1]:
         raise ValueError(f"labels must have shape ({student_logits.shape[0]},) to match the "
                          f"logits, got {tuple(labels.shape)}")
-    return {"ce": alpha * F.cross_entropy(student_logits, labels), "kd": (1 - alpha) * kd}
+    ce = alpha * F.cross_entropy(student_logits, labels) if alpha > 0 else kd.new_zeros(())
+    return {"ce": ce, "kd": (1 - alpha) * kd}
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

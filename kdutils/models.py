@@ -82,17 +82,22 @@ class ConvNet(nn.Module):
         return self.forward_with_features(x)[0]
 
 
-def deep_nn(num_classes: int = 10) -> ConvNet:
+def _conv_relu(channels_in: int, channels_out: int, batch_norm: bool) -> list[nn.Module]:
+    """A 3x3 same-size convolution and a ReLU, with BatchNorm in between if asked."""
+    conv = nn.Conv2d(channels_in, channels_out, kernel_size=3, padding=1)
+    return [conv, nn.BatchNorm2d(channels_out), nn.ReLU()] if batch_norm else [conv, nn.ReLU()]
+
+
+def deep_nn(num_classes: int = 10, batch_norm: bool = False) -> ConvNet:
     """The PyTorch KD tutorial's CIFAR-10 teacher ``DeepNN`` (1,186,986 parameters).
 
-    Its feature map is 32 x 8 x 8 (2,048 values when flattened).
+    Its feature map is 32 x 8 x 8 (2,048 values when flattened). ``batch_norm=True`` adds a
+    BatchNorm layer after each convolution (576 more parameters), for SSLD's teacher-mode study.
     """
     features = nn.Sequential(
-        nn.Conv2d(3, 128, kernel_size=3, padding=1), nn.ReLU(),
-        nn.Conv2d(128, 64, kernel_size=3, padding=1), nn.ReLU(),
+        *_conv_relu(3, 128, batch_norm), *_conv_relu(128, 64, batch_norm),
         nn.MaxPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(64, 64, kernel_size=3, padding=1), nn.ReLU(),
-        nn.Conv2d(64, 32, kernel_size=3, padding=1), nn.ReLU(),
+        *_conv_relu(64, 64, batch_norm), *_conv_relu(64, 32, batch_norm),
         nn.MaxPool2d(kernel_size=2, stride=2),
     )
     classifier = nn.Sequential(nn.Linear(2048, 512), nn.ReLU(), nn.Dropout(0.1),
@@ -106,10 +111,8 @@ def light_nn(num_classes: int = 10) -> ConvNet:
     Its feature map is 16 x 8 x 8 (1,024 values when flattened).
     """
     features = nn.Sequential(
-        nn.Conv2d(3, 16, kernel_size=3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(16, 16, kernel_size=3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(kernel_size=2, stride=2),
+        *_conv_relu(3, 16, False), nn.MaxPool2d(kernel_size=2, stride=2),
+        *_conv_relu(16, 16, False), nn.MaxPool2d(kernel_size=2, stride=2),
     )
     classifier = nn.Sequential(nn.Linear(1024, 256), nn.ReLU(), nn.Dropout(0.1),
                                nn.Linear(256, num_classes))

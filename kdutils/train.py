@@ -12,8 +12,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_or_train
-from .data import Augment, Batch, ImageDataset, iterate_batches
-from .losses import check_temperature, check_weight, distillation_terms
+from .data import Augment, Batch, ImageDataset, check_labelled, iterate_batches
+from .losses import check_temperature, check_weight, distillation_terms, kd_loss
 from .regularize import apply_max_norm, check_max_norm
 from .runtime import seed_everything
 
@@ -27,7 +27,7 @@ class History:
     """One row per epoch of a training run.
 
     Keys: each named loss term as weighted in the loss and their sum ``loss`` (training means),
-    ``train_acc`` (running accuracy over the epoch's batches), ``test_acc`` and ``seconds``.
+    ``train_acc`` (running accuracy over the epoch's batches, on the samples with labels), ``test_acc`` and ``seconds``.
     """
 
     label: str
@@ -164,7 +164,8 @@ def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms, s
         bar.update()
     row = _epoch_means(recorded, len(train), batch_size)
     row["loss"] = sum(row.values())
-    row["train_acc"] = torch.stack(correct).sum().item() / len(train) * 100
+    labelled = int(train.labelled.sum())  # hidden labels never match a prediction
+    row["train_acc"] = torch.stack(correct).sum().item() / labelled * 100 if labelled else math.nan
     return row
 
 
@@ -211,6 +212,8 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: in
         augment: Augment | None = None, max_norm: float | None = None, label: str = "fit",
         progress: bool = True) -> History:
     """Train ``model`` with cross-entropy on the hard labels (options as in :func:`train_loop`)."""
+    check_labelled(train, "train", "fit needs every label: distill with alpha=0 instead, or "
+                   "train on the labelled part")
     def ce(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         return {"ce": F.cross_entropy(logits, batch.labels)}
 
@@ -248,8 +251,13 @@ def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDatas
 def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: ImageDataset, *,
             T: float, alpha: float, epochs: int, lr: float, batch_size: int, seed: int = 0,
             lr_schedule: str = "constant", cached_logits: torch.Tensor | None = None,
-            label: str = "distill", progress: bool = True) -> History:
-    """Train ``student`` on ``alpha * CE + (1 - alpha) * kd_loss(T)`` against a frozen ``teacher``.
+            soft_loss: Callable[..., torch.Tensor] = kd_loss, label: str = "distill",
+            progress: bool = True) -> History:
+    """Train ``student`` on ``alpha * CE + (1 - alpha) * soft_loss(T)`` against a frozen ``teacher``.
+
+    ``soft_loss`` defaults to :func:`~kdutils.losses.kd_loss` (see
+    :data:`~kdutils.divergences.SOFT_LOSSES` for others). With ``alpha=0`` the student learns from
+    the teacher alone, and ``train`` may hide labels (:meth:`ImageDataset.hide_labels`).
 
     The teacher is put in eval mode with gradients off and its logits are computed once (or taken
     from ``cached_logits``, the output of :func:`teacher_logits` on ``train``, to share them
@@ -258,6 +266,8 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
     """
     check_temperature(T)
     check_weight(alpha, "alpha")
+    if alpha > 0:
+        check_labelled(train, "train", "set alpha=0 (soft labels only) to use unlabelled samples")
     freeze(teacher)
     logits = teacher_logits(teacher, train) if cached_logits is None else cached_logits
     check_per_sample(logits, train, "cached_logits",
@@ -265,7 +275,8 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
 
     def terms(student_logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         teacher_batch = logits[batch.index].to(student_logits.device)
-        return distillation_terms(student_logits, teacher_batch, batch.labels, T, alpha)
+        return distillation_terms(student_logits, teacher_batch, batch.labels, T, alpha,
+                                  soft_loss)
 
     return train_loop(student, train, test, terms, epochs=epochs, lr=lr, batch_size=batch_size,
                       seed=seed, lr_schedule=lr_schedule, label=label, progress=progress)
