@@ -69,3 +69,21 @@ def plot_soft_targets(images: torch.Tensor, probabilities: Mapping[float, torch.
     axes[0][1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_image_grid(images: torch.Tensor, row_titles: Sequence[str], title: str = ""
+                    ) -> plt.Figure:
+    """uint8 images ``(rows, columns, channels, height, width)`` in a grid, one title per row."""
+    rows, columns = images.shape[:2]
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9 + 1.2, rows * 0.9),
+                             squeeze=False)
+    for r in range(rows):
+        for c in range(columns):
+            axes[r][c].imshow(images[r, c].permute(1, 2, 0).squeeze(-1).numpy(),
+                              cmap="gray" if images.shape[2] == 1 else None)
+            axes[r][c].set_xticks([])
+            axes[r][c].set_yticks([])
+        axes[r][0].set_ylabel(row_titles[r], rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
