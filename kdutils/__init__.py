@@ -14,7 +14,7 @@ from .regularize import RandomShift, apply_max_norm
 from .semi import labelled_split, teacher_logits_batch_stats, top_k_per_class
 from .runtime import data_dir, pick_device, quick_mode, seed_everything
 from .plots import plot_comparison, plot_histories, plot_image_grid, plot_soft_targets
-from .stats import format_mean_std, gap, mean_std
+from .stats import format_mean_std, gap, mean_std, paired_gap
 from .train import (History, cached_fit, count_errors, distill, evaluate, fit, predict_logits,
                     teacher_logits, train_loop)
 
@@ -26,7 +26,7 @@ __all__ = [
     "format_mean_std", "gap", "hint_regressor", "hinton_student", "hinton_teacher",
     "HintStudent", "History", "ImageDataset", "iterate_batches", "js_divergence_loss",
     "kd_loss", "labelled_split", "light_nn", "load_cifar10", "load_mnist", "load_or_train",
-    "mean_std", "mlp", "mnist_student", "mnist_teacher", "mse_hint_loss", "pick_device",
+    "mean_std", "mlp", "mnist_student", "mnist_teacher", "mse_hint_loss", "paired_gap", "pick_device",
     "plot_comparison", "plot_histories", "plot_image_grid", "plot_soft_targets",
     "pool_features", "predict_logits", "quick_mode", "RandomShift", "seed_everything",
     "shift_class_bias", "soft_cross_entropy", "SOFT_LOSSES", "softmax_with_temperature",

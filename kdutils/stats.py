@@ -40,3 +40,15 @@ def gap(a: Sequence[float], b: Sequence[float]) -> Gap:
     """``mean(a) - mean(b)`` with the standard error ``sqrt(s_a²/n_a + s_b²/n_b)``."""
     (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
     return Gap(mean_a - mean_b, math.sqrt(std_a**2 / len(a) + std_b**2 / len(b)))
+
+
+def paired_gap(after: Sequence[float], before: Sequence[float]) -> Gap:
+    """Mean of the per-seed differences ``after - before``, with their standard error.
+
+    For the same runs measured twice (e.g. each student before and after fine-tuning).
+    """
+    if len(after) != len(before):
+        raise ValueError(f"after and before must pair up seed by seed, got {len(after)} and "
+                         f"{len(before)} values")
+    mean, std = mean_std([a - b for a, b in zip(after, before)])
+    return Gap(mean, std / math.sqrt(len(after)))

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from kdutils import stats
@@ -20,3 +22,13 @@ def test_gap_within_and_beyond_noise():
     clear = stats.gap([10.0, 10.1, 9.9], [9.0, 9.1, 8.9])
     assert clear.standard_error == pytest.approx((0.01 / 3 * 2) ** 0.5)
     assert clear.exceeds_noise and "exceeds the noise" in str(clear)
+
+
+def test_paired_gap_uses_per_seed_differences():
+    result = stats.paired_gap([71.0, 73.0, 75.0], [70.0, 72.0, 73.0])
+    assert result.difference == pytest.approx(4 / 3)
+    assert result.standard_error == pytest.approx(math.sqrt(1 / 3) / math.sqrt(3))
+    assert result.exceeds_noise
+    assert not stats.gap([71.0, 73.0, 75.0], [70.0, 72.0, 73.0]).exceeds_noise
+    with pytest.raises(ValueError, match="pair up"):
+        stats.paired_gap([1.0], [1.0, 2.0])
