@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -14,12 +14,12 @@ from tqdm.auto import tqdm
 from .checkpoint import load_or_train
 from .data import Augment, Batch, ImageDataset, check_labelled, iterate_batches
 from .losses import check_temperature, check_weight, distillation_terms, kd_loss
+from .optim import FusedAdam, learning_rates
 from .regularize import apply_max_norm, check_max_norm
 from .runtime import seed_everything
 
 LossTerms = Callable[[Any, Batch], dict[str, torch.Tensor]]
 EVAL_BATCH = 2000
-LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -101,22 +101,6 @@ def check_per_sample(values: torch.Tensor, data: ImageDataset, name: str, remedy
                          f"{remedy}")
 
 
-def _adam(model: nn.Module, lr: float) -> torch.optim.Adam:
-    """Adam, fused into one kernel per step where PyTorch supports it (CPU and CUDA)."""
-    device = next(model.parameters()).device.type
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=device in {"cpu", "cuda"})
-
-
-def _lr_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
-                  ) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """None for a constant rate; for ``"cosine"``, a decay to 0 over ``total_steps`` steps."""
-    if schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
-    if schedule == "constant":
-        return None
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-
-
 def _epoch_means(recorded: list[dict[str, torch.Tensor]], n_samples: int,
                  batch_size: int) -> dict[str, float]:
     """Per-sample means of each term over an epoch (the last batch may be smaller)."""
@@ -128,18 +112,17 @@ def _epoch_means(recorded: list[dict[str, torch.Tensor]], n_samples: int,
 
 @dataclass(frozen=True)
 class _Step:
-    """One optimization step: gradient, optimizer, learning-rate schedule, weight constraint."""
+    """One optimization step: gradient, Adam at this step's learning rate, weight constraint."""
 
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    optimizer: FusedAdam
+    rates: Iterator[float]
     max_norm: float | None
 
     def apply(self, model: nn.Module, loss: torch.Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         loss.backward()
+        self.optimizer.lr = next(self.rates)
         self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
         if self.max_norm is not None:
             apply_max_norm(model, self.max_norm)
 
@@ -192,8 +175,8 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
     order = torch.Generator().manual_seed(seed)
     steps = math.ceil(len(train) / batch_size)
     model.to(memory_format=memory_format_for(model))
-    optimizer = _adam(model, lr)
-    step = _Step(optimizer, _lr_scheduler(optimizer, lr_schedule, epochs * steps), max_norm)
+    rates = iter(learning_rates(lr_schedule, lr, epochs * steps))
+    step = _Step(FusedAdam(model.parameters(), lr), rates, max_norm)
     history = History(label)
     with tqdm(total=epochs * steps, desc=label, disable=not progress, mininterval=0.5) as bar:
         for epoch in range(1, epochs + 1):

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import kdutils as kd
+from kdutils.optim import FusedAdam
 
 from conftest import make_dataset
 
@@ -83,17 +84,17 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero():
     data = make_dataset(n=32)
     model = kd.mlp((16, 3))
     seen = []
-    original = torch.optim.Adam.step
+    original = FusedAdam.step
 
-    def spy(self, *args, **kwargs):
-        seen.append(self.param_groups[0]["lr"])
-        return original(self, *args, **kwargs)
+    def spy(self):
+        seen.append(self.lr)
+        return original(self)
 
-    torch.optim.Adam.step = spy
+    FusedAdam.step = spy
     try:
         kd.fit(model, data, data, epochs=2, lr=0.1, batch_size=8, lr_schedule="cosine",
                progress=False)
     finally:
-        torch.optim.Adam.step = original
+        FusedAdam.step = original
     assert seen[0] == pytest.approx(0.1) and len(seen) == 8
     assert all(a > b for a, b in zip(seen, seen[1:])) and seen[-1] < 0.01
