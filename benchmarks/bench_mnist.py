@@ -34,7 +34,7 @@ from kdutils.optim import FusedAdam
 
 BATCH, LR, T, ALPHA = 32, 1e-4, 7.0, 0.3
 EPOCHS = {"teacher": 6, "student": 3, "kd": 3}
-TRAIN_SIZE = 60_000
+STEPS_PER_EPOCH = math.ceil(60_000 / BATCH)
 
 
 def reference_epoch(model, loader, steps, teacher=None) -> None:
@@ -121,7 +121,7 @@ def teacher_step_floor() -> dict[str, float]:
 def print_floor(ref_total: float) -> None:
     """The teacher's kernel floor for its 6 epochs, against what a 3.5x speed-up would allow."""
     floor = teacher_step_floor()
-    steps = EPOCHS["teacher"] * math.ceil(TRAIN_SIZE / BATCH)
+    steps = EPOCHS["teacher"] * STEPS_PER_EPOCH
     per_step = floor["gemms"] + floor["adam"]
     print(f"teacher kernel floor per step: matrix products {floor['gemms'] * 1e3:.2f} ms + fused "
           f"Adam {floor['adam'] * 1e3:.2f} ms = {per_step * 1e3:.2f} ms")
@@ -137,8 +137,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="rounds of both; medians reported")
     parser.add_argument("--floor", action="store_true", help="also time the teacher's kernel floor")
     args = parser.parse_args()
-    full_steps = math.ceil(TRAIN_SIZE / BATCH)
-    scale = 1.0 if args.steps is None else full_steps / min(args.steps, full_steps)
+    scale = 1.0 if args.steps is None else STEPS_PER_EPOCH / min(args.steps, STEPS_PER_EPOCH)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, "
           f"{'full epochs' if args.steps is None else f'{args.steps} steps per epoch, scaled'}, "
           f"{args.repeats} round(s)")

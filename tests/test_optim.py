@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-import kdutils as kd
 from kdutils.optim import FusedAdam, learning_rates
 
 

@@ -80,7 +80,7 @@ def test_fit_refuses_an_unknown_schedule_and_a_bad_max_norm_before_training():
                progress=False)
 
 
-def test_cosine_schedule_decays_the_learning_rate_to_zero():
+def test_cosine_schedule_decays_the_learning_rate_to_zero(monkeypatch):
     data = make_dataset(n=32)
     model = kd.mlp((16, 3))
     seen = []
@@ -90,11 +90,8 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero():
         seen.append(self.lr)
         return original(self)
 
-    FusedAdam.step = spy
-    try:
-        kd.fit(model, data, data, epochs=2, lr=0.1, batch_size=8, lr_schedule="cosine",
-               progress=False)
-    finally:
-        FusedAdam.step = original
+    monkeypatch.setattr(FusedAdam, "step", spy)
+    kd.fit(model, data, data, epochs=2, lr=0.1, batch_size=8, lr_schedule="cosine",
+           progress=False)
     assert seen[0] == pytest.approx(0.1) and len(seen) == 8
     assert all(a > b for a, b in zip(seen, seen[1:])) and seen[-1] < 0.01
