@@ -1,10 +1,20 @@
-"""A checkpoint cache keyed by everything that determines a trained model; writes are atomic."""
+"""A checkpoint cache keyed by everything that determines a result: ``cache/<name>-<hash>.pt``.
+
+Writes go to a temporary file in the cache folder, then ``os.replace``: a reader never sees a
+half-written file. Checkpoints get the usual permissions for new files (0o666 less the umask),
+and temporaries orphaned by killed runs are removed by later writes. A file that is unreadable,
+not a checkpoint, or made for another key is reported and recomputed; a write that fails after
+computing (a full disk) is reported, and the computed result is returned all the same.
+"""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +26,13 @@ from .runtime import PROJECT_ROOT
 
 CACHE_ENV = "KD_CACHE_DIR"
 
+STALE_TEMPORARY_SECONDS = 3600
+"""Age of a temporary after which it is an orphan of a killed run. A write takes seconds and
+moves its temporary's mtime as it goes, so a concurrent writer's temporary is never this old."""
+
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_MEMORY_ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]+")
+
 
 def cache_dir() -> Path:
     """Checkpoints' folder: ``$KD_CACHE_DIR`` if set, else the project's ``cache/`` (git-ignored)."""
@@ -23,22 +40,62 @@ def cache_dir() -> Path:
     return Path(override).expanduser().resolve() if override else PROJECT_ROOT / "cache"
 
 
+def check_name(name: str) -> None:
+    """Raise ValueError unless ``name`` is a plain file-name stem, as it names a file."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise ValueError(f"name must be a plain file-name stem (letters, digits, '.', '_', '-'; "
+                         f"not starting with '.', no '..'), such as 'mnist-teacher'; got {name!r}")
+
+
+def check_stable(key: dict[str, Any]) -> None:
+    """Raise ValueError if an entry of ``key`` holds a memory address: no later run repeats it."""
+    for entry, value in key.items():
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        if _MEMORY_ADDRESS.search(text):
+            raise ValueError(
+                f"key entry {entry}={text} has no stable repr, so the cache could never find this "
+                f"checkpoint again; pass a class with a __repr__ that describes its settings, such "
+                f"as kdutils.RandomShift(2)")
+
+
 def checkpoint_path(name: str, key: dict[str, Any]) -> Path:
-    """``cache/<name>-<hash of key>.pt``; ``key`` must be JSON-serializable."""
+    """``cache/<name>-<hash of key>.pt``; ``key`` must be JSON-serializable and stable."""
+    check_name(name)
+    check_stable(key)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_dir() / f"{name}-{digest}.pt"
+    folder = cache_dir()
+    path = folder / f"{name}-{digest}.pt"
+    if Path(os.path.abspath(path)).parent != Path(os.path.abspath(folder)):
+        raise ValueError(f"name={name!r} would put the checkpoint outside {folder}; "
+                         f"use a plain file-name stem such as 'mnist-teacher'")
+    return path
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporaries in ``folder`` older than :data:`STALE_TEMPORARY_SECONDS`."""
+    cutoff = time.time() - STALE_TEMPORARY_SECONDS
+    for tmp in folder.glob(".*.pt.*.tmp"):
+        with contextlib.suppress(OSError):  # already removed by another run, or not ours to remove
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
 
 
 def save_atomically(payload: dict[str, Any], path: Path) -> None:
-    """Write with ``torch.save`` to a temporary file, then rename: never a half-written file."""
+    """Write with ``torch.save`` to ``.<file name>.<pid>.<random>.tmp``, then rename over ``path``.
+
+    The temporary is created like ``open(path, "wb")`` would: mode 0o666 less the umask.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)  # binary: Windows
+    fd = os.open(tmp, flags, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -51,8 +108,12 @@ def _load_matching(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     except Exception as error:  # truncated, corrupted or not a checkpoint at all
         warnings.warn(f"ignoring unreadable checkpoint {path} ({error}); retraining")
         return None
-    if payload.get("key") != json.loads(json.dumps(key, sort_keys=True)):
-        warnings.warn(f"checkpoint {path} was made for {payload.get('key')}, not {key}; retraining")
+    if not isinstance(payload, dict) or "key" not in payload:
+        warnings.warn(f"ignoring {path}: it holds a {type(payload).__name__}, not a checkpoint "
+                      f"with a 'key' and a 'value'; it will be recomputed and overwritten")
+        return None
+    if payload["key"] != json.loads(json.dumps(key, sort_keys=True)):
+        warnings.warn(f"checkpoint {path} was made for {payload['key']}, not {key}; retraining")
         return None
     if "value" not in payload:
         warnings.warn(f"checkpoint {path} is in an older format; recomputing")
@@ -60,18 +121,28 @@ def _load_matching(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     return payload
 
 
+def _save_or_warn(value: dict[str, Any], key: dict[str, Any], path: Path) -> None:
+    """Cache ``value``; if the write fails (a full disk), warn instead: ``value`` is still good."""
+    try:
+        save_atomically({"key": key, "value": value}, path)
+    except OSError as error:
+        warnings.warn(f"could not save checkpoint {path} ({error}); the result is returned but not "
+                      f"cached: free disk space or set {CACHE_ENV} to a writable folder")
+
+
 def cached(name: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``compute()``'s result (a dict of tensors and plain values), or the cached one for ``key``.
 
-    For expensive, deterministic results such as decoded images or trained weights. A corrupted
-    or mismatched file is reported and recomputed; writes are atomic.
+    For expensive, deterministic results such as decoded images or trained weights. ``name`` and
+    ``key`` are checked before computing. A corrupted, foreign or mismatched file is reported and
+    recomputed; a failed write is reported and the result returned uncached.
     """
     path = checkpoint_path(name, key)
     payload = _load_matching(path, key)
     if payload is not None:
         return payload["value"]
     value = compute()
-    save_atomically({"key": key, "value": value}, path)
+    _save_or_warn(value, key, path)
     return value
 
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +15,9 @@ from PIL import Image
 from torchvision import datasets
 
 from .checkpoint import cached
-from .data import DatasetNotFoundError, ImageDataset, channel_stats, download_or_explain
-from .runtime import DATA_ENV, data_dir, display_path
+from .data import (CorruptDatasetError, DatasetNotFoundError, ImageDataset, channel_stats,
+                   download_or_explain, resolve_root)
+from .runtime import DATA_ENV, display_path
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                    "truck")
@@ -51,8 +54,32 @@ def _download(root: Path) -> None:
         os.replace(Path(tmp) / ORIGINAL_FOLDER, root / ORIGINAL_FOLDER)
 
 
+def _missing_batches(folder: Path) -> list[str]:
+    """The files of torchvision's original release that ``folder`` lacks."""
+    needed = [name for name, _ in datasets.CIFAR10.train_list + datasets.CIFAR10.test_list]
+    needed.append(datasets.CIFAR10.meta["filename"])
+    return [name for name in needed if not (folder / name).is_file()]
+
+
+def _report_incomplete(folder: Path, missing: list[str], jpeg_copy: bool) -> None:
+    """Warn that the incomplete ``folder`` is ignored for the JPEG copy; raise if there is none."""
+    problem = f"{folder} is incomplete: it lacks {', '.join(missing)}"
+    if not jpeg_copy:
+        raise CorruptDatasetError(
+            f"{problem}. Put the missing files there, or delete the folder so that {ARCHIVE} is "
+            "unpacked or downloaded again; see data/README.md.")
+    warnings.warn(f"{problem}, so it is ignored and the JPEG copy is read instead. Complete it "
+                  "or delete it; see data/README.md.")
+
+
 def _original_split(root: Path, train: bool) -> Split:
-    split = datasets.CIFAR10(root, train=train, download=False)
+    try:
+        split = datasets.CIFAR10(root, train=train, download=False)
+    except RuntimeError as error:  # torchvision's "Dataset not found or corrupted."
+        raise CorruptDatasetError(
+            f"{root / ORIGINAL_FOLDER} holds every CIFAR-10 batch file, but torchvision rejects "
+            f"them ({error}): one is corrupted. Delete the folder so that {ARCHIVE} is unpacked "
+            "or downloaded again; see data/README.md.") from error
     images = torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous()
     return images, torch.tensor(split.targets), "original", root / ORIGINAL_FOLDER
 
@@ -67,17 +94,47 @@ def _jpeg_files(folder: Path) -> list[tuple[Path, int]]:
             for file in sorted((folder / name).glob("*.jpg"))]
 
 
-def _decode(files: list[tuple[Path, int]]) -> dict[str, torch.Tensor]:
-    """Decode every JPEG (Pillow, RGB) into one uint8 ``(N, 3, 32, 32)`` tensor."""
-    images = torch.empty(len(files), 3, 32, 32, dtype=torch.uint8)
-    for i, (file, _) in enumerate(files):
+def _check_no_empty_class(folder: Path, files: list[tuple[Path, int]]) -> None:
+    """Raise if some class folder of ``folder`` holds no JPEG."""
+    labels = {label for _, label in files}
+    empty = [str(folder / name) for label, name in enumerate(CIFAR10_CLASSES)
+             if label not in labels]
+    if empty:
+        raise CorruptDatasetError(f"no *.jpg in {', '.join(empty)}: every class folder needs its "
+                                  "images. Copy them in again; see data/README.md.")
+
+
+def _decode_one(file: Path) -> np.ndarray:
+    """One JPEG as uint8 ``(32, 32, 3)`` RGB pixels (Pillow)."""
+    try:
         with Image.open(file) as image:
             pixels = np.array(image.convert("RGB"))
-        if pixels.shape != (32, 32, 3):
-            raise ValueError(f"{file} is {pixels.shape[1]}x{pixels.shape[0]}; CIFAR-10 images "
-                             "are 32x32")
-        images[i] = torch.from_numpy(pixels).permute(2, 0, 1)
+    except OSError as error:  # truncated or not an image
+        raise CorruptDatasetError(f"{file} cannot be decoded ({error}). Replace it with an "
+                                  "intact copy; see data/README.md.") from error
+    if pixels.shape != (32, 32, 3):
+        raise CorruptDatasetError(f"{file} is {pixels.shape[1]}x{pixels.shape[0]}; CIFAR-10 "
+                                  "images are 32x32")
+    return pixels
+
+
+def _decode(files: list[tuple[Path, int]]) -> dict[str, torch.Tensor]:
+    """Decode every JPEG into one uint8 ``(N, 3, 32, 32)`` tensor."""
+    images = torch.empty(len(files), 3, 32, 32, dtype=torch.uint8)
+    for i, (file, _) in enumerate(files):
+        images[i] = torch.from_numpy(_decode_one(file)).permute(2, 0, 1)
     return {"images": images, "labels": torch.tensor([label for _, label in files])}
+
+
+def _files_digest(folder: Path, files: list[tuple[Path, int]]) -> str:
+    """sha256 over each file's path relative to ``folder`` (``<class>/<name>``, so its label),
+    size and modification time, in the files' sorted order."""
+    digest = hashlib.sha256()
+    for file, _ in files:
+        stat = file.stat()
+        digest.update(f"{file.relative_to(folder).as_posix()}\0{stat.st_size}\0"
+                      f"{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def _jpeg_split(root: Path, train: bool) -> Split:
@@ -87,18 +144,21 @@ def _jpeg_split(root: Path, train: bool) -> Split:
     if not files:
         empty = FileNotFoundError(f"no *.jpg in {folder}")
         raise DatasetNotFoundError(_missing_message(root, empty))
-    stats = [file.stat() for file, _ in files]
-    key = {"folder": str(folder), "files": len(files), "bytes": sum(s.st_size for s in stats),
-           "newest": max(s.st_mtime_ns for s in stats)}
+    _check_no_empty_class(folder, files)
+    key = {"split": _split_name(train), "files": _files_digest(folder, files)}
     tensors = cached(f"cifar10-jpeg-{_split_name(train)}", key, lambda: _decode(files))
     return tensors["images"], tensors["labels"], "JPEG copy", folder
 
 
 @functools.lru_cache(maxsize=None)
 def _cifar_split(root: Path, train: bool) -> Split:
-    if (root / ORIGINAL_FOLDER).is_dir():
-        return _original_split(root, train)
-    if (root / JPEG_FOLDER / _split_name(train)).is_dir():
+    original, jpeg = root / ORIGINAL_FOLDER, root / JPEG_FOLDER / _split_name(train)
+    if original.is_dir():
+        missing = _missing_batches(original)
+        if not missing:
+            return _original_split(root, train)
+        _report_incomplete(original, missing, jpeg.is_dir())
+    if jpeg.is_dir():
         return _jpeg_split(root, train)
     _download(root)
     return _original_split(root, train)
@@ -116,9 +176,14 @@ def load_cifar10(train: bool = True, root: str | Path | None = None) -> ImageDat
     ``cifar10-jpeg/{train,test}/<class>/*.jpg`` (decoded once, then cached), else downloads the
     original. Normalized with the training split's own per-channel mean and std. The dataset's
     ``name`` and ``source`` say which copy was read: accuracies on the JPEG copy run a little
-    lower. Raises :class:`~kdutils.data.DatasetNotFoundError` when no copy can be found.
+    lower. An incomplete original folder is skipped for the JPEG copy, with a warning.
+
+    Raises :class:`~kdutils.data.DatasetNotFoundError` when no copy can be found, and
+    :class:`~kdutils.data.CorruptDatasetError` (naming the file or folder) for an incomplete or
+    corrupted original folder without a JPEG copy, a JPEG that does not decode, or an empty class
+    folder.
     """
-    root = Path(root).expanduser().resolve() if root is not None else data_dir()
+    root = resolve_root(root)
     images, labels, kind, folder = _cifar_split(root, train)
     mean, std = _cifar_stats(root)
     name = f"CIFAR-10 {_split_name(train)} ({len(labels):,}, {kind})"

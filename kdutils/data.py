@@ -4,25 +4,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import os
-import shutil
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 import torch
-from torchvision import datasets
 
-from .runtime import DATA_ENV, data_dir, display_path
-
-MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-
+from .checks import check_count
+from .fingerprint import content_fingerprint, derived_fingerprint, positions
+from .runtime import data_dir
 
 UNLABELLED = -1  # the label of a sample whose label the student must not see
 
@@ -31,13 +21,18 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset is neither on disk nor downloadable; the message says which files go where."""
 
 
+class CorruptDatasetError(ValueError):
+    """A dataset file is on disk but broken; the message names the file, the fault and the fix."""
+
+
 @dataclass(frozen=True)
 class ImageDataset:
     """Images as uint8 ``(N, C, H, W)``, labels as int64 ``(N,)``, with per-channel statistics.
 
     ``mean`` and ``std`` are per-channel values on the [0, 1] scale, computed from the training
-    split, and used to normalize batches on the fly. ``name`` identifies the data (for cache
-    keys); ``source`` also says where it was read from (for printing).
+    split, and used to normalize batches on the fly. ``name`` and ``source`` are for people
+    (what the data is, where it was read from); caches use :attr:`fingerprint`.
+    ``derivation`` is set by :meth:`select` and :meth:`hide_labels` (leave it out).
     """
 
     images: torch.Tensor
@@ -46,6 +41,19 @@ class ImageDataset:
     std: tuple[float, ...]
     name: str
     source: str
+    derivation: str | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the images, labels and statistics: the identity of the data, in its order.
+
+        Computed once per dataset (about 0.1 s for CIFAR-10's training split); a dataset made by
+        :meth:`select` or :meth:`hide_labels` derives it from its parent's and the positions.
+        """
+        if self.derivation is not None:
+            return self.derivation
+        statistics = f"mean={self.mean!r} std={self.std!r}"
+        return content_fingerprint(self.images, self.labels, extra=statistics)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -57,8 +65,8 @@ class ImageDataset:
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Float images ``(x / 255 - mean) / std`` from uint8 ``images`` of this dataset's shape."""
         shape = (1, -1, 1, 1)
-        mean = torch.tensor(self.mean).view(shape) * 255
-        std = torch.tensor(self.std).view(shape) * 255
+        mean = torch.tensor(self.mean, device=images.device).view(shape) * 255
+        std = torch.tensor(self.std, device=images.device).view(shape) * 255
         return images.float().sub_(mean).div_(std)
 
     def subset(self, size: int, seed: int = 0) -> "ImageDataset":
@@ -80,9 +88,15 @@ class ImageDataset:
         return self.select(keep, f" without class {', '.join(map(str, classes))}")
 
     def select(self, index: torch.Tensor, described: str) -> "ImageDataset":
-        """The samples at positions ``index`` (same statistics); ``described`` extends the names."""
-        return ImageDataset(self.images[index], self.labels[index], self.mean, self.std,
-                            self.name + described, self.source + described)
+        """The samples at positions ``index`` (same statistics); ``described`` extends the names.
+
+        Its fingerprint derives from this one's and the positions, as that of
+        :func:`~kdutils.fingerprint.select_rows` on outputs of this dataset does.
+        """
+        picked = positions(index, len(self))
+        return ImageDataset(self.images[picked], self.labels[picked], self.mean, self.std,
+                            self.name + described, self.source + described,
+                            derived_fingerprint(self.fingerprint, "select", picked))
 
     def hide_labels(self, index: torch.Tensor) -> "ImageDataset":
         """The same samples with the labels at positions ``index`` replaced by :data:`UNLABELLED`.
@@ -90,11 +104,13 @@ class ImageDataset:
         For semi-supervised set-ups: only soft-label distillation can use such samples, and
         anything that needs their labels fails loudly instead of reading them.
         """
+        picked = positions(index, len(self))
         labels = self.labels.clone()
-        labels[index] = UNLABELLED
+        labels[picked] = UNLABELLED
         described = f" (labels of {int((labels == UNLABELLED).sum()):,} hidden)"
         return ImageDataset(self.images, labels, self.mean, self.std, self.name + described,
-                            self.source + described)
+                            self.source + described,
+                            derived_fingerprint(self.fingerprint, "hide_labels", picked))
 
     @property
     def labelled(self) -> torch.Tensor:
@@ -135,10 +151,9 @@ def iterate_batches(data: ImageDataset, batch_size: int, *, shuffle: bool = Fals
     :class:`~kdutils.regularize.RandomShift`) and normalized ``chunk_size`` at a time, so that a
     batch is a slice (a few vectorized operations per chunk instead of per batch, bounded memory).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    order = (torch.randperm(len(data), generator=generator) if shuffle
-             else torch.arange(len(data)))
+    check_count(batch_size, "batch_size")
+    order = (torch.randperm(len(data), generator=generator, device="cpu") if shuffle
+             else torch.arange(len(data), device="cpu"))  # positions live on the CPU
     chunk_size = max(chunk_size // batch_size, 1) * batch_size
     for chunk_start in range(0, len(data), chunk_size):
         chunk = order[chunk_start:chunk_start + chunk_size]
@@ -167,6 +182,11 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(means), tuple(stds)
 
 
+def resolve_root(root: str | Path | None) -> Path:
+    """The absolute dataset folder: ``root`` with ``~`` expanded, or :func:`data_dir` if None."""
+    return Path(root).expanduser().resolve() if root is not None else data_dir()
+
+
 def download_or_explain(download: Callable[[], object], explain: Callable[[Exception], str]
                         ) -> None:
     """Run a torchvision download quietly; any failure becomes a :class:`DatasetNotFoundError`
@@ -176,59 +196,3 @@ def download_or_explain(download: Callable[[], object], explain: Callable[[Excep
             download()
     except Exception as error:
         raise DatasetNotFoundError(explain(error)) from error
-
-
-def _missing_mnist_message(root: Path, cause: Exception) -> str:
-    files = ", ".join(MNIST_FILES)
-    return (f"MNIST is not in {root / 'MNIST' / 'raw'} and could not be downloaded "
-            f"({type(cause).__name__}). Put the four files {files} (or the same names with .gz) "
-            f"into {root / 'MNIST' / 'raw'}, or point {DATA_ENV} at a folder that has "
-            "MNIST/raw/. See data/README.md.")
-
-
-def _download_mnist(root: Path) -> None:
-    """Download (or unpack user-provided .gz files) in a temporary folder, then move into place.
-
-    A failed or interrupted download leaves ``root/MNIST/raw`` as it was.
-    """
-    raw = root / "MNIST" / "raw"
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".mnist-download-") as tmp:
-        tmp_raw = Path(tmp) / "MNIST" / "raw"
-        tmp_raw.mkdir(parents=True)
-        for archive in raw.glob("*.gz") if raw.is_dir() else ():
-            shutil.copy(archive, tmp_raw / archive.name)
-        download_or_explain(lambda: datasets.MNIST(tmp, train=True, download=True),
-                            lambda error: _missing_mnist_message(root, error))
-        raw.mkdir(parents=True, exist_ok=True)
-        for name in MNIST_FILES:
-            os.replace(tmp_raw / name, raw / name)
-
-
-@functools.lru_cache(maxsize=None)
-def _mnist_tensors(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    try:
-        split = datasets.MNIST(root, train=train, download=False)
-    except RuntimeError:
-        _download_mnist(root)
-        split = datasets.MNIST(root, train=train, download=False)
-    return split.data.unsqueeze(1).contiguous(), split.targets.long()
-
-
-@functools.lru_cache(maxsize=None)
-def _mnist_stats(root: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    return channel_stats(_mnist_tensors(root, True)[0])
-
-
-def load_mnist(train: bool = True, root: str | Path | None = None) -> ImageDataset:
-    """MNIST via ``torchvision.datasets.MNIST`` under ``root`` (default: :func:`data_dir`).
-
-    Loaded once per process into uint8 tensors; normalized with the training split's statistics.
-    Raises :class:`DatasetNotFoundError` when the files are missing and cannot be downloaded.
-    """
-    root = Path(root).expanduser().resolve() if root is not None else data_dir()
-    images, labels = _mnist_tensors(root, train)
-    mean, std = _mnist_stats(root)
-    name = f"MNIST {'train' if train else 'test'} ({len(labels):,})"
-    return ImageDataset(images, labels, mean, std, name,
-                        f"{name}, torchvision IDX files in {display_path(root)}")

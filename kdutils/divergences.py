@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .losses import check_logits, check_temperature, kd_loss
+from .checks import check_loss_temperature
+from .losses import check_logits, kd_loss
 
 SoftLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
@@ -21,15 +22,20 @@ SoftLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 def _log_probs(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Checked inputs as log-probabilities at temperature ``T``: ``(student, teacher)``."""
-    check_temperature(T)
+    check_loss_temperature(T, student_logits.dtype)
     check_logits(student_logits, teacher_logits)
     return (F.log_softmax(student_logits / T, dim=1),
             F.log_softmax(teacher_logits.detach() / T, dim=1))
 
 
 def _kl_rows(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """``KL(p || q)`` for each row, from log-probabilities."""
-    return (log_p.exp() * (log_p - log_q)).sum(1)
+    """``KL(p || q)`` for each row, from log-probabilities, never negative.
+
+    A class with ``p = 0`` contributes 0 (``log p`` is clamped to a finite value so that
+    ``0 * log 0`` is not NaN); one with ``p > 0 = q`` makes the row ``+inf``, as in the math.
+    """
+    log_p = log_p.clamp(min=torch.finfo(log_p.dtype).min)
+    return (log_p.exp() * (log_p - log_q)).sum(1).clamp(min=0)
 
 
 def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

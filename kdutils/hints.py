@@ -8,10 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Batch, ImageDataset, iterate_batches
-from .losses import check_weight, pool_features
+from .checks import check_weight
+from .fingerprint import check_outputs_match, tag_outputs
+from .losses import pool_features
 from .models import ConvNet
-from .train import (EVAL_BATCH, History, check_per_sample, freeze, memory_format_for,
-                     train_loop)
+from .train import EVAL_BATCH, History, freeze, memory_format_for, train_loop
 
 HintLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -38,9 +39,10 @@ def teacher_features(teacher: ConvNet, data: ImageDataset, pooled_size: int,
                      batch_size: int = EVAL_BATCH) -> dict[str, torch.Tensor]:
     """:func:`~kdutils.train.freeze` ``teacher`` and compute, once, for every sample of ``data``.
 
-    Returns ``{"logits", "feature_map", "pooled"}`` on the CPU in dataset order, where
-    ``pooled`` is the flattened feature map averaged down to ``pooled_size`` values
-    (:func:`~kdutils.losses.pool_features`). Look them up by sample index while training.
+    Returns ``{"logits", "feature_map", "pooled"}`` on the CPU in dataset order, each tagged
+    with ``data``'s fingerprint, where ``pooled`` is the flattened feature map averaged down to
+    ``pooled_size`` values (:func:`~kdutils.losses.pool_features`). Look them up by sample index
+    while training.
     """
     freeze(teacher)
     device, memory_format = next(teacher.parameters()).device, memory_format_for(teacher)
@@ -51,8 +53,9 @@ def teacher_features(teacher: ConvNet, data: ImageDataset, pooled_size: int,
         logits.append(batch_logits.cpu())
         maps.append(feature_map.cpu().contiguous())
     feature_map = torch.cat(maps)
-    return {"logits": torch.cat(logits), "feature_map": feature_map,
-            "pooled": pool_features(feature_map, pooled_size)}
+    outputs = {"logits": torch.cat(logits), "feature_map": feature_map,
+               "pooled": pool_features(feature_map, pooled_size)}
+    return {name: tag_outputs(values, data) for name, values in outputs.items()}
 
 
 def distill_hint(student: ConvNet, targets: torch.Tensor, train: ImageDataset,
@@ -69,13 +72,15 @@ def distill_hint(student: ConvNet, targets: torch.Tensor, train: ImageDataset,
     """
     check_weight(hint_weight, "hint_weight")
     check_weight(ce_weight, "ce_weight")
-    check_per_sample(targets, train, "targets",
-                     "compute them with teacher_features(teacher, train, ...)")
+    check_outputs_match(targets, train, "targets",
+                        "compute them with kd.teacher_features(teacher, train, ...)")
     model = HintStudent(student, regressor)
+    device = next(model.parameters()).device
+    targets = targets.to(device)  # once, not per batch
 
     def terms(output: tuple[torch.Tensor, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         logits, features = output
-        teacher_batch = targets[batch.index].to(features.device)
+        teacher_batch = targets[batch.index.to(device)]
         return {"ce": ce_weight * F.cross_entropy(logits, batch.labels),
                 "hint": hint_weight * hint_loss(features, teacher_batch)}
 

@@ -1,30 +1,12 @@
 """Distillation losses as pure functions of tensors, with checked inputs."""
 from __future__ import annotations
 
-import math
-from numbers import Real
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-
-def check_positive(value: float, description: str) -> None:
-    """Raise ``ValueError`` unless ``value`` is a finite number > 0; ``description`` names it."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
-            or value <= 0:
-        raise ValueError(f"{description} must be a finite number > 0, got {value!r}")
-
-
-def check_temperature(T: float) -> None:
-    """Raise ``ValueError`` unless ``T`` is a finite number > 0."""
-    check_positive(T, "temperature T (T=1 is the plain softmax; Hinton et al. use 2 to 20)")
-
-
-def check_weight(value: float, name: str) -> None:
-    """Raise ``ValueError`` unless the loss weight ``value`` lies in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value <= 1:
-        raise ValueError(f"{name} is a loss weight and must lie in [0, 1], got {name}={value!r}")
+from .checks import check_loss_temperature, check_temperature, check_weight
 
 
 def check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
@@ -45,18 +27,27 @@ def softmax_with_temperature(logits: torch.Tensor, T: float) -> torch.Tensor:
     return F.softmax(logits / T, dim=-1)
 
 
+def teacher_log_probs(teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
+    """``log_softmax(teacher_logits / T)`` as constants, with ``-inf`` (probability 0) replaced by
+    the dtype's lowest finite value, so that ``0 * log 0`` terms give 0 instead of NaN."""
+    log_p = F.log_softmax(teacher_logits.detach() / T, dim=1)
+    return log_p.clamp(min=torch.finfo(log_p.dtype).min)
+
+
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
     """Hinton's soft-target loss: ``KL(p_teacher^T || p_student^T)``, batch mean, times ``T**2``.
 
     The ``T**2`` keeps the gradient's size independent of ``T`` (Hinton et al., 2015, section 2).
-    The teacher's logits are treated as constants (no gradient flows into them).
+    The teacher's logits are treated as constants (no gradient flows into them); a teacher logit
+    of ``-inf`` (a masked class) contributes nothing. ``T`` above
+    :data:`~kdutils.checks.MAX_LOSS_TEMPERATURE` for the logits' dtype is refused.
     """
-    check_temperature(T)
+    check_loss_temperature(T, student_logits.dtype)
     check_logits(student_logits, teacher_logits)
     log_p_student = F.log_softmax(student_logits / T, dim=1)
-    log_p_teacher = F.log_softmax(teacher_logits.detach() / T, dim=1)
+    log_p_teacher = teacher_log_probs(teacher_logits, T)
     kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
-    return kl * T**2
+    return kl.clamp(min=0) * T**2  # rounding can push a near-zero KL below 0; the true value is not
 
 
 def distillation_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

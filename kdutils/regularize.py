@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import check_positive
+from .checks import check_positive
 
 
 @dataclass(frozen=True)
@@ -31,17 +31,18 @@ class RandomShift:
         n, _, height, width = images.shape
         m = self.max_pixels
         padded = F.pad(images, (m, m, m, m))
-        dy, dx = torch.randint(0, 2 * m + 1, (2, n, 1), generator=generator)
-        rows = (dy + torch.arange(height))[:, None, :, None]
-        cols = (dx + torch.arange(width))[:, None, None, :]
-        samples = torch.arange(n)[:, None, None, None]
-        channels = torch.arange(images.shape[1])[None, :, None, None]
+        device = images.device
+        dy, dx = torch.randint(0, 2 * m + 1, (2, n, 1), generator=generator, device=device)
+        rows = (dy + torch.arange(height, device=device))[:, None, :, None]
+        cols = (dx + torch.arange(width, device=device))[:, None, None, :]
+        samples = torch.arange(n, device=device)[:, None, None, None]
+        channels = torch.arange(images.shape[1], device=device)[None, :, None, None]
         return padded[samples, channels, rows, cols]
 
 
 def check_max_norm(max_norm: float) -> None:
     """Raise ``ValueError`` unless ``max_norm`` is a finite number > 0."""
-    check_positive(max_norm, "max_norm (Srivastava et al. use 3 to 4)")
+    check_positive(max_norm, "max_norm", "Srivastava et al. use 3 to 4")
 
 
 @torch.no_grad()

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .data import ImageDataset, iterate_batches
+from .fingerprint import tag_outputs
 from .train import freeze, memory_format_for
 
 
@@ -50,8 +51,8 @@ def teacher_logits_batch_stats(teacher: nn.Module, data: ImageDataset, batch_siz
     SSLD compares soft labels from a teacher whose BN layers use each batch's own statistics with
     those of the usual eval mode (running statistics). Each sample's logits then depend on the
     other samples of its batch: here one shuffled pass in batches of ``batch_size`` (seeded),
-    returned in dataset order. Dropout stays off, and ``teacher`` itself is left unchanged (a
-    copy's running statistics absorb the updates).
+    returned in dataset order and tagged with ``data``'s fingerprint. Dropout stays off, and
+    ``teacher`` itself is left unchanged (a copy's running statistics absorb the updates).
     """
     model = freeze(copy.deepcopy(teacher))
     batch_norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -69,4 +70,4 @@ def teacher_logits_batch_stats(teacher: nn.Module, data: ImageDataset, batch_siz
     shuffled = torch.cat(outputs)
     logits = torch.empty_like(shuffled)
     logits[torch.cat(positions)] = shuffled
-    return logits
+    return tag_outputs(logits, data)

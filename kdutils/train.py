@@ -12,8 +12,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_or_train
+from .checks import check_count, check_loss_temperature, check_positive, check_weight
 from .data import Augment, Batch, ImageDataset, check_labelled, iterate_batches
-from .losses import check_temperature, check_weight, distillation_terms, kd_loss
+from .fingerprint import check_outputs_match, tag_outputs
+from .losses import distillation_terms, kd_loss
 from .optim import FusedAdam, learning_rates
 from .regularize import apply_max_norm, check_max_norm
 from .runtime import seed_everything
@@ -66,45 +68,76 @@ def predict_logits(model: nn.Module, data: ImageDataset, batch_size: int = EVAL_
     return logits
 
 
+def labelled_predictions(model: nn.Module, data: ImageDataset) -> torch.Tensor:
+    """The predicted classes for ``data``, after checking that its labels can be scored."""
+    check_not_empty(data, "data")
+    check_labelled(data, "data", "score only the labelled samples (data.select(data.labelled, "
+                   "...))")
+    logits = predict_logits(model, data)
+    classes = logits.shape[1]
+    if data.labels.min() < 0 or data.labels.max() >= classes:
+        raise ValueError(f"data has labels from {int(data.labels.min())} to "
+                         f"{int(data.labels.max())} but the model predicts {classes} classes "
+                         f"(0 to {classes - 1}); use the model made for these labels")
+    return logits.argmax(1)
+
+
 def evaluate(model: nn.Module, data: ImageDataset) -> float:
     """Accuracy (%) of ``model`` on ``data``."""
-    predictions = predict_logits(model, data).argmax(1)
+    predictions = labelled_predictions(model, data)
     return (predictions == data.labels).double().mean().item() * 100
 
 
 def count_errors(model: nn.Module, data: ImageDataset) -> dict[int, int]:
     """Misclassified samples of ``data`` per true class, e.g. ``{0: 3, 1: 2, ...}`` (all classes)."""
-    wrong = predict_logits(model, data).argmax(1) != data.labels
+    wrong = labelled_predictions(model, data) != data.labels
     counts = torch.bincount(data.labels[wrong], minlength=int(data.labels.max()) + 1)
     return dict(enumerate(counts.tolist()))
 
 
 def freeze(teacher: nn.Module) -> nn.Module:
-    """Put ``teacher`` in eval mode (no dropout) with gradients off; the one place that decides."""
+    """Put ``teacher`` in eval mode (no dropout) with gradients off; the one place that decides.
+
+    Every function that uses a model as a teacher (:func:`teacher_logits`, :func:`distill`,
+    :func:`~kdutils.hints.teacher_features`) freezes it and leaves it frozen. To train such a
+    model again, call ``model.requires_grad_(True)``: :func:`fit` refuses a frozen model and
+    says so.
+    """
     teacher.eval()
     return teacher.requires_grad_(False)
 
 
 def teacher_logits(teacher: nn.Module, data: ImageDataset) -> torch.Tensor:
-    """:func:`freeze` ``teacher`` and return its logits for all of ``data``.
+    """:func:`freeze` ``teacher`` and return its logits for all of ``data`` (on the CPU), tagged
+    with ``data``'s fingerprint.
 
     Computed once, they are looked up by sample index during distillation, which stays correct
-    however the batches are shuffled (valid because the inputs are not randomly augmented).
+    however the batches are shuffled (valid because the inputs are not randomly augmented); the
+    tag lets :func:`distill` check that they belong to its ``train``.
     """
-    return predict_logits(freeze(teacher), data)
+    return tag_outputs(predict_logits(freeze(teacher), data), data)
 
 
-def check_per_sample(values: torch.Tensor, data: ImageDataset, name: str, remedy: str) -> None:
-    """Raise ``ValueError`` unless ``values`` has one row per sample of ``data`` (index lookup)."""
-    if values.shape[0] != len(data):
-        raise ValueError(f"{name} has {values.shape[0]} rows but train has {len(data)} samples; "
-                         f"{remedy}")
+def check_not_empty(data: ImageDataset, name: str) -> None:
+    """Raise ``ValueError`` if ``data`` has no samples."""
+    if len(data) == 0:
+        raise ValueError(f"{name} is empty (0 samples); check the selection or subset that "
+                         "made it")
+
+
+def check_trainable(model: nn.Module) -> None:
+    """Raise ``ValueError`` unless some parameter of ``model`` requires a gradient."""
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("model has no parameter that requires a gradient (a model used as a "
+                         "teacher is frozen: see kd.teacher_logits); call "
+                         "model.requires_grad_(True) to train it")
 
 
 def _epoch_means(recorded: list[dict[str, torch.Tensor]], n_samples: int,
                  batch_size: int) -> dict[str, float]:
     """Per-sample means of each term over an epoch (the last batch may be smaller)."""
-    sizes = torch.full((len(recorded),), float(batch_size))
+    device = next(iter(recorded[0].values())).device
+    sizes = torch.full((len(recorded),), float(batch_size), device=device)
     sizes[-1] = n_samples - batch_size * (len(recorded) - 1)
     return {name: (torch.stack([step[name] for step in recorded]) * sizes).sum().item() / n_samples
             for name in recorded[0]}
@@ -167,8 +200,12 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
     device. ``seed`` fixes the shuffling order, augmentation and dropout, so a run is repeatable
     on the CPU.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs}")
+    check_count(epochs, "epochs")
+    check_count(batch_size, "batch_size")
+    check_positive(lr, "lr", "Adam's usual learning rates are 1e-4 to 1e-2")
+    check_not_empty(train, "train")
+    check_not_empty(test, "test")
+    check_trainable(model)
     if max_norm is not None:
         check_max_norm(max_norm)
     torch.manual_seed(seed)
@@ -197,6 +234,7 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: in
     """Train ``model`` with cross-entropy on the hard labels (options as in :func:`train_loop`)."""
     check_labelled(train, "train", "fit needs every label: distill with alpha=0 instead, or "
                    "train on the labelled part")
+
     def ce(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         return {"ce": F.cross_entropy(logits, batch.labels)}
 
@@ -212,13 +250,14 @@ def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDatas
                ) -> tuple[nn.Module, History]:
     """Build a model after ``seed_everything(seed)`` and :func:`fit` it, or load it from the cache.
 
-    The cache key holds everything that determines the result: architecture, data, epochs,
-    learning rate, batch size, seed, schedule, augmentation and constraint.
+    The cache key holds everything that determines the result: architecture, the data (their
+    :attr:`~kdutils.data.ImageDataset.fingerprint`, never their names), epochs, learning rate,
+    batch size, seed, schedule, augmentation and constraint.
     """
     seed_everything(seed)
     model = make_model()
     options = {"lr_schedule": lr_schedule, "augment": augment, "max_norm": max_norm}
-    key = {"architecture": repr(model), "train": train.name, "test": test.name,
+    key = {"architecture": repr(model), "train": train.fingerprint, "test": test.fingerprint,
            "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
            **{name: repr(value) for name, value in options.items()},
            "torch": torch.__version__.split("+")[0]}
@@ -247,17 +286,19 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
     between runs), then looked up by each batch's sample indices. That is why there is no
     ``augment`` here: the logits of a randomly shifted image would differ from the cached ones.
     """
-    check_temperature(T)
+    check_loss_temperature(T, next(student.parameters()).dtype)
     check_weight(alpha, "alpha")
     if alpha > 0:
         check_labelled(train, "train", "set alpha=0 (soft labels only) to use unlabelled samples")
     freeze(teacher)
     logits = teacher_logits(teacher, train) if cached_logits is None else cached_logits
-    check_per_sample(logits, train, "cached_logits",
-                     "compute them with teacher_logits(teacher, train)")
+    check_outputs_match(logits, train, "cached_logits",
+                        "compute them with kd.teacher_logits(teacher, train)")
+    device = next(student.parameters()).device
+    logits = logits.to(device)  # once, not per batch
 
     def terms(student_logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        teacher_batch = logits[batch.index].to(student_logits.device)
+        teacher_batch = logits[batch.index.to(device)]
         return distillation_terms(student_logits, teacher_batch, batch.labels, T, alpha,
                                   soft_loss)
 

@@ -1,3 +1,8 @@
+import os
+import re
+import stat
+import time
+
 import pytest
 import torch
 
@@ -93,3 +98,80 @@ def test_checkpoint_in_an_older_format_is_reported_and_retrained():
     with pytest.warns(UserWarning, match="older format"):
         kd.load_or_train(torch.nn.Linear(2, 2), "toy", key, counting_trainer(calls))
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("payload", [torch.zeros(2), [1, 2], {"weights": torch.zeros(2)}],
+                         ids=["tensor", "list", "dict-without-key"])
+def test_payload_not_saved_by_cached_is_reported_and_recomputed(payload):
+    key = {"seed": 0}
+    path = checkpoint.checkpoint_path("toy", key)
+    path.parent.mkdir(parents=True)
+    torch.save(payload, path)
+    with pytest.warns(UserWarning, match=f"{re.escape(str(path))}.*will be recomputed"):
+        assert checkpoint.cached("toy", key, lambda: {"x": 1}) == {"x": 1}
+    assert checkpoint.cached("toy", key, lambda: {"x": 2}) == {"x": 1}, "overwritten"
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "/tmp/evil", "a\\b", ".hidden", "a..b", ""])
+def test_name_that_is_not_a_plain_file_stem_is_rejected(name, tmp_path):
+    with pytest.raises(ValueError, match="name must be a plain file-name stem.*'mnist-teacher'"):
+        checkpoint.cached(name, {"seed": 0}, lambda: {"x": 1})
+    assert list(tmp_path.rglob("*.pt")) == []
+
+
+def test_key_without_a_stable_repr_is_rejected_and_stable_keys_keep_their_file(tmp_path):
+    key = {"architecture": "Linear(in_features=2, out_features=2, bias=True)",
+           "augment": "RandomShift(max_pixels=2)", "batch_size": 16, "epochs": 2, "lr": 0.05,
+           "lr_schedule": "'constant'", "max_norm": "None", "seed": 0,
+           "test": "synthetic-96-0", "torch": "2.5.1", "train": "synthetic-96-0"}
+    expected = tmp_path / "cache" / "toy-fit-bb2b6205091663d1.pt"  # the name the old code gave
+    assert checkpoint.checkpoint_path("toy-fit", key) == expected
+    unstable = {**key, "augment": repr(lambda images: images)}
+    with pytest.raises(ValueError, match=r"augment=<function .*<lambda> at 0x[0-9a-f]+> has no "
+                                         r"stable repr.*RandomShift\(2\)"):
+        checkpoint.cached("toy-fit", unstable, lambda: {"x": 1})
+
+
+def test_orphan_temporaries_are_removed_but_fresh_ones_kept():
+    folder = checkpoint.cache_dir()
+    folder.mkdir(parents=True)
+    orphan, fresh = folder / ".toy-0.pt.123.abcd.tmp", folder / ".toy-1.pt.456.ef01.tmp"
+    orphan.write_bytes(b"partial")
+    fresh.write_bytes(b"partial")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(orphan, (two_hours_ago, two_hours_ago))
+    checkpoint.cached("toy", {"seed": 0}, lambda: {"x": 1})
+    assert not orphan.exists() and fresh.exists()
+
+
+def test_checkpoint_gets_the_usual_file_mode():
+    old_umask = os.umask(0o022)
+    try:
+        checkpoint.cached("toy", {"seed": 0}, lambda: {"x": 1})
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(checkpoint.checkpoint_path("toy", {"seed": 0}).stat().st_mode) == 0o644
+
+
+def test_failed_save_returns_the_trained_model_and_an_interrupt_still_propagates(monkeypatch):
+    def full_disk(obj, f):
+        f.write(b"partial")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    path = checkpoint.checkpoint_path("toy", {"seed": 0})
+    message = f"could not save checkpoint {re.escape(str(path))} .*No space left.*not cached"
+    with pytest.warns(UserWarning, match=message):
+        model, result = kd.load_or_train(torch.nn.Linear(2, 2), "toy", {"seed": 0},
+                                         counting_trainer([]))
+    assert result == {"trained": 1} and model.weight[0, 0].item() == 1
+    assert list(path.parent.iterdir()) == []
+
+    def interrupted(obj, f):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.cached("toy", {"seed": 0}, lambda: {"x": 1})
+    assert list(path.parent.iterdir()) == []

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -44,9 +46,22 @@ def test_jpeg_folder_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypa
     write_jpeg_folder(tmp_path)
     first = kd.load_cifar10(root=tmp_path)
     kd_cifar._cifar_split.cache_clear()
-    monkeypatch.setattr(kd_cifar, "_decode", lambda files: pytest.fail("decoded twice"))
+    monkeypatch.setattr(Image, "open", lambda *args, **kwargs: pytest.fail("decoded twice"))
     again = kd.load_cifar10(root=tmp_path)
     assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
+
+
+def test_moving_a_jpeg_to_another_class_folder_decodes_again_with_its_new_label(tmp_path):
+    write_jpeg_folder(tmp_path)
+    kd.load_cifar10(root=tmp_path)
+    train = tmp_path / "cifar10-jpeg" / "train"
+    os.replace(train / "cat" / "0000.jpg", train / "dog" / "0002.jpg")  # same size, same mtime
+    kd_cifar._cifar_split.cache_clear()
+    moved = kd.load_cifar10(root=tmp_path)
+    cat, dog = kd.CIFAR10_CLASSES.index("cat"), kd.CIFAR10_CLASSES.index("dog")
+    assert moved.labels.tolist().count(cat) == 1 and moved.labels.tolist().count(dog) == 3
+    brightness = moved.images.float().mean((1, 2, 3))
+    assert moved.labels[(brightness - 20 * cat).abs().argmin()] == dog
 
 
 def test_a_corrupted_decode_cache_is_reported_and_rebuilt(tmp_path):
@@ -64,6 +79,56 @@ def test_a_folder_without_the_cifar_classes_is_refused(tmp_path):
     (tmp_path / "cifar10-jpeg" / "train" / "cats").mkdir(parents=True)
     with pytest.raises(ValueError, match="one folder per CIFAR-10 class"):
         kd.load_cifar10(root=tmp_path)
+
+
+def test_a_truncated_jpeg_is_named_with_the_cause(tmp_path):
+    write_jpeg_folder(tmp_path)
+    broken = tmp_path / "cifar10-jpeg" / "train" / "cat" / "0001.jpg"
+    broken.write_bytes(broken.read_bytes()[:100])
+    with pytest.raises(kd.CorruptDatasetError, match="Truncated File Read") as info:
+        kd.load_cifar10(root=tmp_path)
+    assert str(broken) in str(info.value)
+
+
+def test_an_empty_class_folder_is_named(tmp_path):
+    write_jpeg_folder(tmp_path)
+    empty = tmp_path / "cifar10-jpeg" / "train" / "dog"
+    for file in empty.glob("*.jpg"):
+        file.unlink()
+    with pytest.raises(kd.CorruptDatasetError, match="no \\*.jpg") as info:
+        kd.load_cifar10(root=tmp_path)
+    assert str(empty) in str(info.value)
+
+
+def test_an_incomplete_original_folder_gives_way_to_the_jpeg_copy(tmp_path):
+    write_jpeg_folder(tmp_path)
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    with pytest.warns(UserWarning, match="cifar-10-batches-py is incomplete"):
+        data = kd.load_cifar10(root=tmp_path)
+    assert "JPEG copy" in data.name and len(data) == 20
+
+
+def test_an_incomplete_original_folder_without_jpeg_copy_names_the_missing_files(tmp_path):
+    original = tmp_path / "cifar-10-batches-py"
+    original.mkdir()
+    (original / "data_batch_1").write_bytes(b"batch")
+    with pytest.raises(kd.CorruptDatasetError) as info:
+        kd.load_cifar10(root=tmp_path)
+    message = str(info.value)
+    assert f"{original} is incomplete" in message and "cifar-10-python.tar.gz" in message
+    for missing in ("data_batch_2", "data_batch_5", "test_batch", "batches.meta"):
+        assert missing in message
+    assert "data_batch_1" not in message
+
+
+def test_corrupted_original_batch_files_are_reported_with_their_folder(tmp_path):
+    original = tmp_path / "cifar-10-batches-py"
+    original.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
+        (original / name).write_bytes(b"garbage")
+    with pytest.raises(kd.CorruptDatasetError, match="corrupted") as info:
+        kd.load_cifar10(root=tmp_path)
+    assert str(original) in str(info.value)
 
 
 def test_missing_cifar_offline_raises_clear_file_not_found(tmp_path, monkeypatch):

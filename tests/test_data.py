@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import kdutils as kd
-from kdutils import data as kd_data
+from kdutils import mnist as kd_mnist
 
 
 class OfflineMNIST:
@@ -21,7 +21,7 @@ class OfflineMNIST:
 
 
 def test_missing_mnist_offline_raises_clear_file_not_found(tmp_path, monkeypatch):
-    monkeypatch.setattr(kd_data.datasets, "MNIST", OfflineMNIST)
+    monkeypatch.setattr(kd_mnist.datasets, "MNIST", OfflineMNIST)
     with pytest.raises(kd.DatasetNotFoundError) as info:
         kd.load_mnist(root=tmp_path / "empty")
     assert isinstance(info.value, FileNotFoundError)

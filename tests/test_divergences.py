@@ -113,3 +113,27 @@ def test_distill_accepts_another_soft_loss(tiny_data):
     assert kl_run["ce"] == ce_run["ce"] == 0.0
     assert ce_run["kd"] > kl_run["kd"]  # same gradients, but CE adds the teacher's entropy
     assert ce_run["train_acc"] == kl_run["train_acc"]
+
+
+@pytest.mark.parametrize("loss", [kd.soft_cross_entropy, kd.js_divergence_loss])
+def test_masked_teacher_class_gives_a_finite_loss_and_gradient(loss):
+    teacher = torch.tensor([[2.0, 1.0, -math.inf], [0.5, -math.inf, 1.0]])
+    student = torch.tensor([[1.0, 0.0, 0.5], [0.0, 1.0, 2.0]], requires_grad=True)
+    value = loss(student, teacher, 1.0)
+    value.backward()
+    assert math.isfinite(value.item()) and value.item() >= 0
+    assert torch.isfinite(student.grad).all()
+
+
+def test_symmetric_kl_with_a_masked_teacher_class_is_infinite_not_nan():
+    """KL(p_s || p_t) is infinite when p_t is 0 where p_s is not: the math, not a NaN."""
+    teacher = torch.tensor([[2.0, 1.0, -math.inf]])
+    value = kd.symmetric_kl_loss(torch.zeros(1, 3), teacher, 1.0)
+    assert value.item() == math.inf
+
+
+@pytest.mark.parametrize("loss", [kd.soft_cross_entropy, kd.symmetric_kl_loss,
+                                  kd.js_divergence_loss])
+def test_too_large_temperature_is_refused(loss):
+    with pytest.raises(ValueError, match="float64"):
+        loss(torch.zeros(2, 3), torch.ones(2, 3), 1e5)

@@ -102,3 +102,43 @@ def test_logits_must_be_2d():
 def test_labels_must_match_batch():
     with pytest.raises(ValueError, match="labels"):
         kd.distillation_loss(STUDENT, TEACHER, torch.tensor([0, 1, 2]), 2.0, 0.5)
+
+
+def test_kd_loss_is_finite_with_a_masked_teacher_class():
+    teacher = TEACHER.clone()
+    teacher[:, 2] = -math.inf  # class 2 masked out: probability 0
+    student = STUDENT.clone().requires_grad_()
+    loss = kd.kd_loss(student, teacher, 2.0)
+    loss.backward()
+    assert math.isfinite(loss.item()) and loss.item() >= 0
+    assert torch.isfinite(student.grad).all()
+    # F.kl_div with probabilities as the target treats 0 * log 0 as 0 (xlogy)
+    reference = F.kl_div(F.log_softmax(STUDENT.double() / 2, 1),
+                         F.softmax(teacher.double() / 2, 1), reduction="batchmean") * 4
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("seed", [2, 4])  # draws whose float32 KL came out negative before
+def test_kd_loss_is_never_negative_for_nearly_equal_logits(seed):
+    T = 100.0
+    generator = torch.Generator().manual_seed(seed)
+    teacher = torch.randn(64, 10, generator=generator) * 3
+    student = teacher + 0.01 * torch.randn(64, 10, generator=generator)
+    assert kd.kd_loss(student, teacher, T).item() >= 0
+
+
+def test_temperature_too_large_for_float32_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"T=100000 is above 100.*float64"):
+        kd.kd_loss(STUDENT, TEACHER, 1e5)
+    exact = kd.kd_loss(STUDENT.double(), TEACHER.double(), 1e5)
+    assert exact.item() > 0
+    assert kd.softmax_with_temperature(STUDENT, 1e5).sum(1).tolist() == pytest.approx([1, 1])
+
+
+@pytest.mark.parametrize("name, call", [
+    ("T", lambda: kd.kd_loss(STUDENT, TEACHER, torch.tensor(2.0))),
+    ("alpha", lambda: kd.distillation_loss(STUDENT, TEACHER, LABELS, 2.0, torch.tensor(0.5))),
+])
+def test_a_tensor_setting_is_refused_with_the_fix(name, call):
+    with pytest.raises(ValueError, match=rf"{name} must be a Python number.*{name}.item\(\)"):
+        call()

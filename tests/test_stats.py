@@ -32,3 +32,24 @@ def test_paired_gap_uses_per_seed_differences():
     assert not stats.gap([71.0, 73.0, 75.0], [70.0, 72.0, 73.0]).exceeds_noise
     with pytest.raises(ValueError, match="pair up"):
         stats.paired_gap([1.0], [1.0, 2.0])
+
+
+@pytest.mark.parametrize("a, b, reason", [
+    ([91.0], [90.0], "one value per side"),
+    ([91.0, 91.0], [90.0, 90.0], "do not vary"),
+    ([91.0, float("nan")], [90.0, 90.5], "NaN"),
+])
+def test_gap_that_cannot_be_judged_says_so(a, b, reason):
+    result = stats.gap(a, b)
+    assert not result.exceeds_noise
+    assert "cannot be judged" in str(result) and reason in str(result)
+
+
+def test_paired_gap_of_one_seed_or_constant_differences_cannot_be_judged():
+    assert "one value" in str(stats.paired_gap([71.0], [70.0]))
+    constant = stats.paired_gap([71.0, 72.0, 73.0], [70.0, 71.0, 72.0])
+    assert not constant.exceeds_noise and "cannot be judged" in str(constant)
+
+
+def test_format_mean_std_with_nan_does_not_crash():
+    assert stats.format_mean_std([1.0, float("nan"), 3.0]) == "nan ± nan (n=3)"

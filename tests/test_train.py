@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 import torch
 
@@ -102,3 +104,88 @@ def test_evaluate_counts_correct_predictions():
         model[1].bias[0] = 1.0  # always predicts class 0
     expected = (data.labels == 0).double().mean().item() * 100
     assert kd.evaluate(model, data) == pytest.approx(expected)
+
+
+def hint_data(n: int = 24) -> kd.ImageDataset:
+    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(n) % 10
+    return kd.ImageDataset(images, labels, (0.5,) * 3, (0.25,) * 3, "hint data", "synthetic")
+
+
+def run_every_loop(device: torch.device | str, data: kd.ImageDataset,
+                   while_training=contextlib.nullcontext) -> None:
+    """fit (with jitter and max-norm), distill and distill_hint, models on ``device``; the
+    loops themselves run inside ``while_training()``."""
+    kd.seed_everything(0)
+    student, teacher, other_student = (small_mlp().to(device), kd.mlp((16, 3)).to(device),
+                                       small_mlp().to(device))
+    images = hint_data()
+    conv_teacher, conv_student = kd.deep_nn().to(device), kd.light_nn().to(device)
+    with while_training():
+        kd.fit(student, data, data, epochs=2, lr=0.01, batch_size=16, augment=kd.RandomShift(1),
+               max_norm=3.0, progress=False)
+        kd.distill(other_student, teacher, data, data, T=2.0, alpha=0.5, epochs=2, lr=0.01,
+                   batch_size=16, progress=False)
+        outputs = kd.teacher_features(conv_teacher, images, pooled_size=1024)
+        kd.distill_hint(conv_student, outputs["pooled"], images, images,
+                        hint_loss=kd.cosine_hint_loss, hint_weight=0.25, ce_weight=0.75,
+                        epochs=1, lr=1e-3, batch_size=8, progress=False)
+
+
+def test_loops_create_no_tensor_on_a_device_they_did_not_choose(tiny_data):
+    """CPU-only stand-in for a GPU run: the default device becomes 'meta' while the models and
+    data stay on the CPU, so any tensor a loop creates without naming the model's device (or
+    the CPU, for sample positions) lands on 'meta' and the next operation with it fails."""
+    run_every_loop("cpu", tiny_data, while_training=lambda: torch.device("meta"))
+
+
+@pytest.mark.parametrize("device", [
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                  reason="no CUDA device")),
+    pytest.param("mps", marks=pytest.mark.skipif(not torch.backends.mps.is_available(),
+                                                 reason="no MPS device")),
+])
+def test_every_loop_runs_with_the_model_on_a_gpu(tiny_data, device):
+    run_every_loop(device, tiny_data)
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
+    ({"batch_size": 16.0}, r"int\(batch_size\)"),
+    ({"epochs": 2.0}, r"int\(epochs\)"),
+    ({"lr": -0.01}, "lr must be a finite number > 0"),
+    ({"lr": float("nan")}, "lr must be a finite number > 0"),
+])
+def test_bad_settings_are_refused_naming_the_argument(tiny_data, change, match):
+    settings = {"epochs": 1, "lr": 0.01, "batch_size": 16, **change}
+    with pytest.raises(ValueError, match=match):
+        kd.fit(small_mlp(), tiny_data, tiny_data, progress=False, **settings)
+
+
+def test_empty_train_or_test_set_is_refused(tiny_data):
+    empty = tiny_data.select(torch.tensor([], dtype=torch.long), " (empty)")
+    for train, test, name in [(empty, tiny_data, "train"), (tiny_data, empty, "test")]:
+        with pytest.raises(ValueError, match=f"{name} is empty"):
+            kd.fit(small_mlp(), train, test, epochs=1, lr=0.01, batch_size=16, progress=False)
+
+
+def test_evaluate_refuses_labels_the_model_cannot_predict():
+    data = make_dataset(n=10, classes=3)
+    labels = torch.tensor([5, 6, 7, 5, 6, 7, 5, 6, 7, 5])
+    wider_labels = kd.ImageDataset(data.images, labels, data.mean, data.std, "x", "x")
+    with pytest.raises(ValueError, match="labels from 5 to 7 but the model predicts 3 classes"):
+        kd.evaluate(small_mlp(), wider_labels)
+    with pytest.raises(ValueError, match="labels from 5 to 7"):
+        kd.count_errors(small_mlp(), wider_labels)
+
+
+def test_a_frozen_teacher_is_refused_by_fit_with_the_fix_and_trains_once_unfrozen(tiny_data):
+    kd.seed_everything(0)
+    teacher = small_mlp()
+    kd.teacher_logits(teacher, tiny_data)
+    settings = dict(epochs=1, lr=0.01, batch_size=16, progress=False)
+    with pytest.raises(ValueError, match=r"requires_grad_\(True\)"):
+        kd.fit(teacher, tiny_data, tiny_data, **settings)
+    teacher.requires_grad_(True)
+    kd.fit(teacher, tiny_data, tiny_data, **settings)
