@@ -1,39 +1,73 @@
-"""kdutils: the helper package of the knowledge-distillation course."""
-from .calibration import bias_for_count, shift_class_bias
-from .checkpoint import cache_dir, cached, load_or_train
-from .cifar import CIFAR10_CLASSES, load_cifar10
-from .data import (UNLABELLED, Batch, CorruptDatasetError, DatasetNotFoundError, ImageDataset,
-                   channel_stats, iterate_batches)
-from .mnist import load_mnist
-from .fingerprint import select_rows
-from .divergences import SOFT_LOSSES, js_divergence_loss, soft_cross_entropy, symmetric_kl_loss
-from .hints import HintStudent, distill_hint, teacher_features
-from .losses import (cosine_hint_loss, distillation_loss, distillation_terms, kd_loss,
-                     mse_hint_loss, pool_features, softmax_with_temperature)
-from .models import (ConvNet, count_parameters, deep_nn, hint_regressor, hinton_student,
-                     hinton_teacher, light_nn, mlp, mnist_student, mnist_teacher)
-from .regularize import RandomShift, apply_max_norm
-from .semi import labelled_split, teacher_logits_batch_stats, top_k_per_class
+"""kdutils: the helper package of the knowledge-distillation course.
+
+The names below are grouped by the course's stages; everything else stays in its module
+(``kdutils.data``, ``kdutils.predict``, ...).
+"""
+# Runtime: seeds, devices, the quick-mode switch
 from .runtime import data_dir, pick_device, quick_mode, seed_everything
+
+# Data: the course's datasets, your own, and what can go wrong with them
+from .adapters import from_tensors, from_torchvision
+from .cifar import CIFAR10_CLASSES, load_cifar10
+from .data import UNLABELLED, ImageDataset
+from .mnist import load_mnist
+from .sources import CorruptDatasetError, DatasetNotFoundError
+
+# Models
+from .models import (ConvNet, count_parameters, deep_nn, hinton_student, hinton_teacher,
+                     light_nn, mlp, mnist_student, mnist_teacher)
+
+# Losses on logits
+from .losses import (SOFT_LOSSES, distillation_loss, distillation_terms, js_divergence_loss,
+                     kd_loss, soft_cross_entropy, softmax_with_temperature, symmetric_kl_loss)
+
+# Training
+from .regularize import RandomShift, apply_max_norm
+from .train import History, cached_fit, distill, fit, train_loop
+
+# Inference and teacher outputs
+from .fingerprint import select_rows
+from .predict import count_errors, evaluate, predict_logits, teacher_logits
+
+# Feature distillation (hints)
+from .hints import (cosine_hint_loss, distill_hint, hint_regressor, mse_hint_loss,
+                    pool_features, teacher_features)
+
+# Semi-supervised distillation (SSLD)
+from .semi import labelled_split, teacher_logits_batch_stats, top_k_per_class
+
+# Analysis: statistics over seeds, class-bias calibration, plots
+from .calibration import bias_for_count, shift_class_bias
 from .plots import plot_comparison, plot_histories, plot_image_grid, plot_soft_targets
 from .stats import format_mean_std, gap, mean_std, paired_gap
-from .train import (History, cached_fit, count_errors, distill, evaluate, fit, predict_logits,
-                    teacher_logits, train_loop)
+
+# Plumbing: the checkpoint cache
+from .checkpoint import cache_dir
 
 __all__ = [
-    "apply_max_norm", "Batch", "bias_for_count", "cache_dir", "cached", "cached_fit",
-    "channel_stats", "CIFAR10_CLASSES", "ConvNet", "CorruptDatasetError", "cosine_hint_loss",
-    "count_errors", "count_parameters", "data_dir", "DatasetNotFoundError", "deep_nn", "distill",
-    "distill_hint", "distillation_loss", "distillation_terms", "evaluate", "fit",
-    "format_mean_std", "gap", "hint_regressor", "hinton_student", "hinton_teacher",
-    "HintStudent", "History", "ImageDataset", "iterate_batches", "js_divergence_loss",
-    "kd_loss", "labelled_split", "light_nn", "load_cifar10", "load_mnist", "load_or_train",
-    "mean_std", "mlp", "mnist_student", "mnist_teacher", "mse_hint_loss", "paired_gap",
-    "pick_device",
-    "plot_comparison", "plot_histories", "plot_image_grid", "plot_soft_targets",
-    "pool_features", "predict_logits", "quick_mode", "RandomShift", "seed_everything",
-    "select_rows",
-    "shift_class_bias", "soft_cross_entropy", "SOFT_LOSSES", "softmax_with_temperature",
-    "symmetric_kl_loss", "teacher_features", "teacher_logits", "teacher_logits_batch_stats",
-    "top_k_per_class", "train_loop", "UNLABELLED",
+    # runtime
+    "data_dir", "pick_device", "quick_mode", "seed_everything",
+    # data
+    "from_tensors", "from_torchvision", "CIFAR10_CLASSES", "load_cifar10", "UNLABELLED",
+    "ImageDataset", "load_mnist", "CorruptDatasetError", "DatasetNotFoundError",
+    # models
+    "ConvNet", "count_parameters", "deep_nn", "hinton_student", "hinton_teacher", "light_nn",
+    "mlp", "mnist_student", "mnist_teacher",
+    # losses on logits
+    "SOFT_LOSSES", "distillation_loss", "distillation_terms", "js_divergence_loss", "kd_loss",
+    "soft_cross_entropy", "softmax_with_temperature", "symmetric_kl_loss",
+    # training
+    "RandomShift", "apply_max_norm", "History", "cached_fit", "distill", "fit", "train_loop",
+    # inference and teacher outputs
+    "select_rows", "count_errors", "evaluate", "predict_logits", "teacher_logits",
+    # feature distillation
+    "cosine_hint_loss", "distill_hint", "hint_regressor", "mse_hint_loss", "pool_features",
+    "teacher_features",
+    # semi-supervised distillation
+    "labelled_split", "teacher_logits_batch_stats", "top_k_per_class",
+    # analysis
+    "bias_for_count", "shift_class_bias", "plot_comparison", "plot_histories",
+    "plot_image_grid", "plot_soft_targets", "format_mean_std", "gap", "mean_std", "paired_gap",
+    # plumbing
+    "cache_dir",
 ]

@@ -35,7 +35,7 @@ _MEMORY_ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]+")
 
 
 def cache_dir() -> Path:
-    """Checkpoints' folder: ``$KD_CACHE_DIR`` if set, else the project's ``cache/`` (git-ignored)."""
+    """Checkpoints' folder: ``$KD_CACHE_DIR`` if set, else the project's ``cache/`` (untracked)."""
     override = os.environ.get(CACHE_ENV)
     return Path(override).expanduser().resolve() if override else PROJECT_ROOT / "cache"
 
@@ -100,7 +100,7 @@ def save_atomically(payload: dict[str, Any], path: Path) -> None:
 
 
 def _load_matching(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The stored payload if ``path`` holds a readable checkpoint for ``key``, else None (warned)."""
+    """The stored payload if ``path`` holds a readable checkpoint for ``key``, else None (warns)."""
     if not path.exists():
         return None
     try:

@@ -22,7 +22,7 @@ def _refuse_tensor(value: object, name: str) -> None:
 
 
 def check_positive(value: float, name: str, hint: str = "") -> None:
-    """Raise ``ValueError`` unless ``value`` is a finite number > 0; ``hint`` follows the message."""
+    """Raise ``ValueError`` unless ``value`` is a finite number > 0; ``hint`` ends the message."""
     _refuse_tensor(value, name)
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
             or value <= 0:

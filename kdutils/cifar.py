@@ -4,8 +4,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -15,8 +13,8 @@ from PIL import Image
 from torchvision import datasets
 
 from .checkpoint import cached
-from .data import (CorruptDatasetError, DatasetNotFoundError, ImageDataset, channel_stats,
-                   download_or_explain, resolve_root)
+from .data import ImageDataset, channel_stats
+from .sources import CorruptDatasetError, DatasetNotFoundError, download_staged, resolve_root
 from .runtime import DATA_ENV, display_path
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -45,13 +43,12 @@ def _download(root: Path) -> None:
 
     A failed or interrupted download leaves ``root`` as it was.
     """
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".cifar10-download-") as tmp:
-        if (root / ARCHIVE).is_file():
-            shutil.copy(root / ARCHIVE, Path(tmp) / ARCHIVE)
-        download_or_explain(lambda: datasets.CIFAR10(tmp, train=True, download=True),
-                            lambda error: _missing_message(root, error))
-        os.replace(Path(tmp) / ORIGINAL_FOLDER, root / ORIGINAL_FOLDER)
+    archive = root / ARCHIVE
+    download_staged(root, "cifar10", lambda staging: datasets.CIFAR10(staging, train=True,
+                                                                      download=True),
+                    lambda error: _missing_message(root, error),
+                    lambda staging: os.replace(staging / ORIGINAL_FOLDER, root / ORIGINAL_FOLDER),
+                    [(archive, ARCHIVE)] if archive.is_file() else [])
 
 
 def _missing_batches(folder: Path) -> list[str]:
@@ -178,8 +175,8 @@ def load_cifar10(train: bool = True, root: str | Path | None = None) -> ImageDat
     ``name`` and ``source`` say which copy was read: accuracies on the JPEG copy run a little
     lower. An incomplete original folder is skipped for the JPEG copy, with a warning.
 
-    Raises :class:`~kdutils.data.DatasetNotFoundError` when no copy can be found, and
-    :class:`~kdutils.data.CorruptDatasetError` (naming the file or folder) for an incomplete or
+    Raises :class:`~kdutils.sources.DatasetNotFoundError` when no copy can be found, and
+    :class:`~kdutils.sources.CorruptDatasetError` (naming the file or folder) for an incomplete or
     corrupted original folder without a JPEG copy, a JPEG that does not decode, or an empty class
     folder.
     """

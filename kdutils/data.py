@@ -1,28 +1,16 @@
 """Datasets as in-memory tensors: loaded once, normalized on the fly, shuffled by index."""
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 import torch
 
 from .checks import check_count
 from .fingerprint import content_fingerprint, derived_fingerprint, positions
-from .runtime import data_dir
 
 UNLABELLED = -1  # the label of a sample whose label the student must not see
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is neither on disk nor downloadable; the message says which files go where."""
-
-
-class CorruptDatasetError(ValueError):
-    """A dataset file is on disk but broken; the message names the file, the fault and the fix."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +67,7 @@ class ImageDataset:
         return self.select(keep, described)
 
     def without_classes(self, *classes: int) -> "ImageDataset":
-        """The samples whose label is not in ``classes`` (same statistics), e.g. MNIST without 3s."""
+        """The samples whose label is not in ``classes`` (same statistics), e.g. MNIST minus 3s."""
         present = set(self.labels.unique().tolist())
         if not classes or not set(classes) <= present:
             raise ValueError(f"classes must be labels present in the data ({sorted(present)}), "
@@ -123,6 +111,13 @@ def check_labelled(data: ImageDataset, name: str, remedy: str) -> None:
     hidden = int((~data.labelled).sum())
     if hidden:
         raise ValueError(f"{name} has {hidden:,} samples with hidden labels; {remedy}")
+
+
+def check_not_empty(data: ImageDataset, name: str) -> None:
+    """Raise ``ValueError`` if ``data`` has no samples."""
+    if len(data) == 0:
+        raise ValueError(f"{name} is empty (0 samples); check the selection or subset that "
+                         "made it")
 
 
 class Batch(NamedTuple):
@@ -180,19 +175,3 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
         means.append(mean.item())
         stds.append(((counts * (values - mean) ** 2).sum() / (n - 1)).sqrt().item())
     return tuple(means), tuple(stds)
-
-
-def resolve_root(root: str | Path | None) -> Path:
-    """The absolute dataset folder: ``root`` with ``~`` expanded, or :func:`data_dir` if None."""
-    return Path(root).expanduser().resolve() if root is not None else data_dir()
-
-
-def download_or_explain(download: Callable[[], object], explain: Callable[[Exception], str]
-                        ) -> None:
-    """Run a torchvision download quietly; any failure becomes a :class:`DatasetNotFoundError`
-    whose message is ``explain(error)`` (URLError, RuntimeError, OSError: all mean "not there")."""
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            download()
-    except Exception as error:
-        raise DatasetNotFoundError(explain(error)) from error

@@ -1,4 +1,7 @@
-"""Feature distillation ("hints"): the student's hidden features pulled towards the teacher's."""
+"""Feature distillation ("hints"), all in one place: the hint losses, the pooling and the
+trainable regressor that make the student's features comparable with the teacher's, the
+teacher's features computed once, and the training run that pulls the student's features
+towards them (FitNets; the PyTorch KD tutorial's cosine and regressor variants)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -7,14 +10,60 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Batch, ImageDataset, iterate_batches
 from .checks import check_weight
+from .data import Batch, ImageDataset
 from .fingerprint import check_outputs_match, tag_outputs
-from .losses import pool_features
 from .models import ConvNet
-from .train import EVAL_BATCH, History, freeze, memory_format_for, train_loop
+from .predict import EVAL_BATCH, freeze, model_batches, model_device
+from .train import History, train_loop
 
 HintLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def check_hint_shapes(student_features: torch.Tensor, target_features: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless a hint loss can compare the two feature tensors as they are."""
+    if student_features.shape != target_features.shape:
+        raise ValueError(
+            f"student_features {tuple(student_features.shape)} and target_features "
+            f"{tuple(target_features.shape)} must have the same shape for a hint loss: pool the "
+            "teacher's features down to the student's size (kdutils.pool_features, as the "
+            "cosine hint does) or map the student's features to the teacher's with a trainable "
+            "regressor (kdutils.hint_regressor)")
+
+
+def pool_features(features: torch.Tensor, size: int) -> torch.Tensor:
+    """Flatten ``features`` per sample and average neighbouring values down to ``size`` of them.
+
+    The tutorial's ``avg_pool1d(flattened, 2)``: 2,048 teacher values become 1,024.
+    """
+    flat = features.flatten(1)
+    if size < 1 or flat.shape[1] % size:
+        raise ValueError(f"size must divide the {flat.shape[1]} flattened features, got {size}")
+    return F.avg_pool1d(flat.unsqueeze(1), flat.shape[1] // size).squeeze(1)
+
+
+def cosine_hint_loss(student_features: torch.Tensor, target_features: torch.Tensor
+                     ) -> torch.Tensor:
+    """Mean of ``1 - cos(student, teacher)`` over the batch, on flattened features.
+
+    Equal to ``nn.CosineEmbeddingLoss()`` with a target of ones, as in the tutorial; the teacher's
+    features are constants.
+    """
+    student_flat, target_flat = student_features.flatten(1), target_features.detach().flatten(1)
+    check_hint_shapes(student_flat, target_flat)
+    return (1 - F.cosine_similarity(student_flat, target_flat, dim=1)).mean()
+
+
+def mse_hint_loss(student_features: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between feature maps (FitNets' hint loss); the teacher's are constants."""
+    check_hint_shapes(student_features, target_features)
+    return F.mse_loss(student_features, target_features.detach())
+
+
+def hint_regressor(student_channels: int = 16, teacher_channels: int = 32) -> nn.Conv2d:
+    """The tutorial's trainable regressor: a 3x3 convolution from the student's feature map's
+    channels to the teacher's (FitNets' hint layer), trained with the student."""
+    return nn.Conv2d(student_channels, teacher_channels, kernel_size=3, padding=1)
 
 
 class HintStudent(nn.Module):
@@ -37,19 +86,17 @@ class HintStudent(nn.Module):
 @torch.no_grad()
 def teacher_features(teacher: ConvNet, data: ImageDataset, pooled_size: int,
                      batch_size: int = EVAL_BATCH) -> dict[str, torch.Tensor]:
-    """:func:`~kdutils.train.freeze` ``teacher`` and compute, once, for every sample of ``data``.
+    """:func:`~kdutils.predict.freeze` ``teacher`` and compute, once, for every sample of ``data``.
 
     Returns ``{"logits", "feature_map", "pooled"}`` on the CPU in dataset order, each tagged
     with ``data``'s fingerprint, where ``pooled`` is the flattened feature map averaged down to
-    ``pooled_size`` values (:func:`~kdutils.losses.pool_features`). Look them up by sample index
+    ``pooled_size`` values (:func:`pool_features`). Look them up by sample index
     while training.
     """
     freeze(teacher)
-    device, memory_format = next(teacher.parameters()).device, memory_format_for(teacher)
     logits, maps = [], []
-    for batch in iterate_batches(data, batch_size):
-        inputs = batch.to(device, memory_format).inputs
-        batch_logits, feature_map = teacher.forward_with_features(inputs)
+    for batch in model_batches(teacher, data, batch_size):
+        batch_logits, feature_map = teacher.forward_with_features(batch.inputs)
         logits.append(batch_logits.cpu())
         maps.append(feature_map.cpu().contiguous())
     feature_map = torch.cat(maps)
@@ -75,7 +122,7 @@ def distill_hint(student: ConvNet, targets: torch.Tensor, train: ImageDataset,
     check_outputs_match(targets, train, "targets",
                         "compute them with kd.teacher_features(teacher, train, ...)")
     model = HintStudent(student, regressor)
-    device = next(model.parameters()).device
+    device = model_device(model)
     targets = targets.to(device)  # once, not per batch
 
     def terms(output: tuple[torch.Tensor, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:

@@ -1,6 +1,16 @@
-"""Distillation losses as pure functions of tensors, with checked inputs."""
+"""Losses on logits, as pure functions of tensors with checked inputs: the softmax with
+temperature, Hinton's KD loss and its weighting against the labels, and the other divergences
+of soft-label distillation (soft cross-entropy, symmetric KL, Jensen-Shannon).
+
+Each soft loss takes ``(student_logits, target_logits, T)``: the target is what the student
+learns to match, usually a teacher's logits (a peer's in online distillation), and is treated as
+a constant. It compares the softmax distributions at temperature ``T``, averages over the batch
+and multiplies by ``T**2`` (at ``T=1``, SSLD's setting, the factor is 1). Feature ("hint")
+losses are in :mod:`kdutils.hints`.
+"""
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -9,15 +19,15 @@ import torch.nn.functional as F
 from .checks import check_loss_temperature, check_temperature, check_weight
 
 
-def check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
+def check_logits(student_logits: torch.Tensor, target_logits: torch.Tensor) -> None:
     """Raise ``ValueError`` unless both are 2-D ``(batch, classes)`` tensors of the same shape."""
-    for name, logits in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
+    for name, logits in (("student_logits", student_logits), ("target_logits", target_logits)):
         if logits.dim() != 2:
             raise ValueError(f"{name} must be 2-D (batch, classes), got shape "
                              f"{tuple(logits.shape)}; flatten or select the logits first")
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
-                         f"{tuple(teacher_logits.shape)} must have the same shape (same batch "
+    if student_logits.shape != target_logits.shape:
+        raise ValueError(f"student_logits {tuple(student_logits.shape)} and target_logits "
+                         f"{tuple(target_logits.shape)} must have the same shape (same batch "
                          "order, same classes)")
 
 
@@ -27,30 +37,30 @@ def softmax_with_temperature(logits: torch.Tensor, T: float) -> torch.Tensor:
     return F.softmax(logits / T, dim=-1)
 
 
-def teacher_log_probs(teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
-    """``log_softmax(teacher_logits / T)`` as constants, with ``-inf`` (probability 0) replaced by
+def target_log_probs(target_logits: torch.Tensor, T: float) -> torch.Tensor:
+    """``log_softmax(target_logits / T)`` as constants, with ``-inf`` (probability 0) replaced by
     the dtype's lowest finite value, so that ``0 * log 0`` terms give 0 instead of NaN."""
-    log_p = F.log_softmax(teacher_logits.detach() / T, dim=1)
+    log_p = F.log_softmax(target_logits.detach() / T, dim=1)
     return log_p.clamp(min=torch.finfo(log_p.dtype).min)
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
+def kd_loss(student_logits: torch.Tensor, target_logits: torch.Tensor, T: float) -> torch.Tensor:
     """Hinton's soft-target loss: ``KL(p_teacher^T || p_student^T)``, batch mean, times ``T**2``.
 
     The ``T**2`` keeps the gradient's size independent of ``T`` (Hinton et al., 2015, section 2).
-    The teacher's logits are treated as constants (no gradient flows into them); a teacher logit
+    ``target_logits`` (the teacher's) are constants: no gradient flows into them. A target logit
     of ``-inf`` (a masked class) contributes nothing. ``T`` above
     :data:`~kdutils.checks.MAX_LOSS_TEMPERATURE` for the logits' dtype is refused.
     """
     check_loss_temperature(T, student_logits.dtype)
-    check_logits(student_logits, teacher_logits)
+    check_logits(student_logits, target_logits)
     log_p_student = F.log_softmax(student_logits / T, dim=1)
-    log_p_teacher = teacher_log_probs(teacher_logits, T)
-    kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
+    log_p_target = target_log_probs(target_logits, T)
+    kl = F.kl_div(log_p_student, log_p_target, reduction="batchmean", log_target=True)
     return kl.clamp(min=0) * T**2  # rounding can push a near-zero KL below 0; the true value is not
 
 
-def distillation_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+def distillation_terms(student_logits: torch.Tensor, target_logits: torch.Tensor,
                        labels: torch.Tensor, T: float, alpha: float,
                        soft_loss: Callable[..., torch.Tensor] = kd_loss
                        ) -> dict[str, torch.Tensor]:
@@ -58,10 +68,10 @@ def distillation_terms(student_logits: torch.Tensor, teacher_logits: torch.Tenso
 
     ``alpha`` is the weight of the hard-label cross-entropy, as in the seed article; with
     ``alpha=0`` the labels are not used (they may be hidden) and the CE term is 0.
-    ``soft_loss(student_logits, teacher_logits, T)`` defaults to :func:`kd_loss`.
+    ``soft_loss(student_logits, target_logits, T)`` defaults to :func:`kd_loss`.
     """
     check_weight(alpha, "alpha")
-    kd = soft_loss(student_logits, teacher_logits, T)
+    kd = soft_loss(student_logits, target_logits, T)
     if labels.shape != student_logits.shape[:1]:
         raise ValueError(f"labels must have shape ({student_logits.shape[0]},) to match the "
                          f"logits, got {tuple(labels.shape)}")
@@ -69,47 +79,70 @@ def distillation_terms(student_logits: torch.Tensor, teacher_logits: torch.Tenso
     return {"ce": ce, "kd": (1 - alpha) * kd}
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+def distillation_loss(student_logits: torch.Tensor, target_logits: torch.Tensor,
                       labels: torch.Tensor, T: float, alpha: float) -> torch.Tensor:
     """``alpha * CE(student, labels) + (1 - alpha) * kd_loss(student, teacher, T)``."""
-    return sum(distillation_terms(student_logits, teacher_logits, labels, T, alpha).values())
+    return sum(distillation_terms(student_logits, target_logits, labels, T, alpha).values())
 
 
-def check_hint_shapes(student_features: torch.Tensor, teacher_features: torch.Tensor) -> None:
-    """Raise ``ValueError`` unless a hint loss can compare the two feature tensors as they are."""
-    if student_features.shape != teacher_features.shape:
-        raise ValueError(
-            f"student_features {tuple(student_features.shape)} and teacher_features "
-            f"{tuple(teacher_features.shape)} must have the same shape for a hint loss: pool the "
-            "teacher's features down to the student's size (kdutils.pool_features, as the "
-            "cosine hint does) or map the student's features to the teacher's with a trainable "
-            "regressor (kdutils.hint_regressor)")
+SoftLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
-def pool_features(features: torch.Tensor, size: int) -> torch.Tensor:
-    """Flatten ``features`` per sample and average neighbouring values down to ``size`` of them.
+def _log_probs(student_logits: torch.Tensor, target_logits: torch.Tensor, T: float
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked inputs as log-probabilities at temperature ``T``: ``(student, teacher)``."""
+    check_loss_temperature(T, student_logits.dtype)
+    check_logits(student_logits, target_logits)
+    return (F.log_softmax(student_logits / T, dim=1),
+            F.log_softmax(target_logits.detach() / T, dim=1))
 
-    The tutorial's ``avg_pool1d(flattened, 2)``: 2,048 teacher values become 1,024.
+
+def _kl_rows(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """``KL(p || q)`` for each row, from log-probabilities, never negative.
+
+    A class with ``p = 0`` contributes 0 (``log p`` is clamped to a finite value so that
+    ``0 * log 0`` is not NaN); one with ``p > 0 = q`` makes the row ``+inf``, as in the math.
     """
-    flat = features.flatten(1)
-    if size < 1 or flat.shape[1] % size:
-        raise ValueError(f"size must divide the {flat.shape[1]} flattened features, got {size}")
-    return F.avg_pool1d(flat.unsqueeze(1), flat.shape[1] // size).squeeze(1)
+    log_p = log_p.clamp(min=torch.finfo(log_p.dtype).min)
+    return (log_p.exp() * (log_p - log_q)).sum(1).clamp(min=0)
 
 
-def cosine_hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor
-                     ) -> torch.Tensor:
-    """Mean of ``1 - cos(student, teacher)`` over the batch, on flattened features.
+def soft_cross_entropy(student_logits: torch.Tensor, target_logits: torch.Tensor,
+                       T: float = 1.0) -> torch.Tensor:
+    """Cross-entropy with the teacher's distribution as the target: ``-sum p_t log p_s``.
 
-    Equal to ``nn.CosineEmbeddingLoss()`` with a target of ones, as in the tutorial; the teacher's
-    features are constants.
+    It equals ``KL(p_t || p_s)`` plus the teacher's entropy, which the student cannot change:
+    same gradient as the KL divergence, a different value.
     """
-    student_flat, teacher_flat = student_features.flatten(1), teacher_features.detach().flatten(1)
-    check_hint_shapes(student_flat, teacher_flat)
-    return (1 - F.cosine_similarity(student_flat, teacher_flat, dim=1)).mean()
+    log_s, log_t = _log_probs(student_logits, target_logits, T)
+    return -(log_t.exp() * log_s).sum(1).mean() * T**2
 
 
-def mse_hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between feature maps (FitNets' hint loss); the teacher's are constants."""
-    check_hint_shapes(student_features, teacher_features)
-    return F.mse_loss(student_features, teacher_features.detach())
+def symmetric_kl_loss(student_logits: torch.Tensor, target_logits: torch.Tensor,
+                      T: float = 1.0) -> torch.Tensor:
+    """``(KL(p_t || p_s) + KL(p_s || p_t)) / 2``: what PaddleClas's SSLD code calls "JS".
+
+    PaddleClas also sums over the batch and multiplies by the number of classes; those constant
+    factors act like a change of learning rate and are left out here.
+    """
+    log_s, log_t = _log_probs(student_logits, target_logits, T)
+    return (_kl_rows(log_t, log_s) + _kl_rows(log_s, log_t)).mean() / 2 * T**2
+
+
+def js_divergence_loss(student_logits: torch.Tensor, target_logits: torch.Tensor,
+                       T: float = 1.0) -> torch.Tensor:
+    """The Jensen-Shannon divergence ``(KL(p_t || m) + KL(p_s || m)) / 2`` with ``m`` their mean.
+
+    Bounded by ``log 2`` (times ``T**2``), symmetric, zero only for equal distributions.
+    """
+    log_s, log_t = _log_probs(student_logits, target_logits, T)
+    log_m = torch.logaddexp(log_s, log_t) - math.log(2)
+    return (_kl_rows(log_t, log_m) + _kl_rows(log_s, log_m)).mean() / 2 * T**2
+
+
+SOFT_LOSSES: dict[str, SoftLoss] = {
+    "soft CE": soft_cross_entropy,
+    "KL": kd_loss,
+    "symmetric KL (PaddleClas 'JS')": symmetric_kl_loss,
+    "JS": js_divergence_loss,
+}

@@ -4,16 +4,14 @@ from __future__ import annotations
 import functools
 import math
 import os
-import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 import torch
 from torchvision import datasets
 
-from .data import (CorruptDatasetError, ImageDataset, channel_stats, download_or_explain,
-                   resolve_root)
+from .data import ImageDataset, channel_stats
+from .sources import CorruptDatasetError, download_staged, resolve_root
 from .runtime import DATA_ENV, display_path
 
 MNIST_FILES = (
@@ -47,18 +45,18 @@ def _download_mnist(root: Path) -> None:
     download leaves ``root/MNIST/raw`` as it was.
     """
     raw = _raw_folder(root)
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".mnist-download-") as tmp:
-        tmp_raw = _raw_folder(Path(tmp))
-        tmp_raw.mkdir(parents=True)
-        for archive in raw.glob("*.gz") if raw.is_dir() else ():
-            shutil.copy(archive, tmp_raw / archive.name)
-        download_or_explain(lambda: datasets.MNIST(tmp, train=True, download=True),
-                            lambda error: _missing_mnist_message(root, error))
+    archives = sorted(raw.glob("*.gz")) if raw.is_dir() else []
+
+    def install(staging: Path) -> None:
         raw.mkdir(parents=True, exist_ok=True)
         for name in MNIST_FILES:
             if not (raw / name).is_file():
-                os.replace(tmp_raw / name, raw / name)
+                os.replace(_raw_folder(staging) / name, raw / name)
+
+    download_staged(root, "mnist", lambda staging: datasets.MNIST(staging, train=True,
+                                                                  download=True),
+                    lambda error: _missing_mnist_message(root, error), install,
+                    [(archive, f"MNIST/raw/{archive.name}") for archive in archives])
 
 
 def _split_files(root: Path, train: bool) -> tuple[Path, Path]:
@@ -133,8 +131,8 @@ def load_mnist(train: bool = True, root: str | Path | None = None) -> ImageDatas
     """MNIST via ``torchvision.datasets.MNIST`` under ``root`` (default: :func:`data_dir`).
 
     Loaded once per process into uint8 tensors; normalized with the training split's statistics.
-    Raises :class:`~kdutils.data.DatasetNotFoundError` when files are missing and cannot be
-    downloaded, :class:`~kdutils.data.CorruptDatasetError` (naming the file) when one is broken:
+    Raises :class:`~kdutils.sources.DatasetNotFoundError` when files are missing and cannot be
+    downloaded, :class:`~kdutils.sources.CorruptDatasetError` (naming the file) when one is broken:
     bad magic number or header, truncated or too long, image and label counts that differ, images
     not 28x28, labels outside 0..9.
     """

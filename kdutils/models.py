@@ -117,9 +117,3 @@ def light_nn(num_classes: int = 10) -> ConvNet:
     classifier = nn.Sequential(nn.Linear(1024, 256), nn.ReLU(), nn.Dropout(0.1),
                                nn.Linear(256, num_classes))
     return ConvNet(features, classifier)
-
-
-def hint_regressor(student_channels: int = 16, teacher_channels: int = 32) -> nn.Conv2d:
-    """The tutorial's trainable regressor: a 3x3 convolution from the student's feature map's
-    channels to the teacher's (FitNets' hint layer), trained with the student."""
-    return nn.Conv2d(student_channels, teacher_channels, kernel_size=3, padding=1)

@@ -6,9 +6,11 @@ import copy
 import torch
 from torch import nn
 
-from .data import ImageDataset, iterate_batches
+from .data import ImageDataset
 from .fingerprint import tag_outputs
-from .train import freeze, memory_format_for
+from .predict import freeze, model_batches
+
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 def labelled_split(data: ImageDataset, per_class: int, seed: int = 0
@@ -55,18 +57,17 @@ def teacher_logits_batch_stats(teacher: nn.Module, data: ImageDataset, batch_siz
     ``teacher`` itself is left unchanged (a copy's running statistics absorb the updates).
     """
     model = freeze(copy.deepcopy(teacher))
-    batch_norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    batch_norms = [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
     if not batch_norms:
         raise ValueError("teacher has no BatchNorm layers, so its train and eval modes agree; "
                          "use a teacher built with batch_norm=True")
     for layer in batch_norms:
         layer.train()
-    device, memory_format = next(model.parameters()).device, memory_format_for(model)
     order = torch.Generator().manual_seed(seed)
     positions, outputs = [], []
-    for batch in iterate_batches(data, batch_size, shuffle=True, generator=order):
+    for batch in model_batches(model, data, batch_size, shuffle=True, generator=order):
         positions.append(batch.index)
-        outputs.append(model(batch.to(device, memory_format).inputs).cpu())
+        outputs.append(model(batch.inputs).cpu())
     shuffled = torch.cat(outputs)
     logits = torch.empty_like(shuffled)
     logits[torch.cat(positions)] = shuffled

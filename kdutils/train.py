@@ -1,27 +1,30 @@
-"""Training loops: fit (cross-entropy), distill (teacher logits looked up by sample index)."""
+"""Training loops: one loop over named loss terms, and fit (cross-entropy) and distill
+(teacher logits looked up by sample index) on top of it."""
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 from tqdm.auto import tqdm
 
 from .checkpoint import load_or_train
 from .checks import check_count, check_loss_temperature, check_positive, check_weight
-from .data import Augment, Batch, ImageDataset, check_labelled, iterate_batches
-from .fingerprint import check_outputs_match, tag_outputs
+from .data import Augment, Batch, ImageDataset, check_labelled, check_not_empty
+from .fingerprint import check_outputs_match
 from .losses import distillation_terms, kd_loss
-from .optim import FusedAdam, learning_rates
+from .predict import evaluate, freeze, logits_of, memory_format_for, model_batches, model_device
+from .predict import teacher_logits
 from .regularize import apply_max_norm, check_max_norm
 from .runtime import seed_everything
 
 LossTerms = Callable[[Any, Batch], dict[str, torch.Tensor]]
-EVAL_BATCH = 2000
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -29,7 +32,8 @@ class History:
     """One row per epoch of a training run.
 
     Keys: each named loss term as weighted in the loss and their sum ``loss`` (training means),
-    ``train_acc`` (running accuracy over the epoch's batches, on the samples with labels), ``test_acc`` and ``seconds``.
+    ``train_acc`` (running accuracy over the epoch's batches, on the samples with labels),
+    ``test_acc`` and ``seconds``.
     """
 
     label: str
@@ -43,86 +47,6 @@ class History:
     def final_accuracy(self) -> float:
         """Test accuracy (%) after the last epoch."""
         return self.rows[-1]["test_acc"]
-
-
-def logits_of(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """The logits of a model's output: the output itself, or the first item of a tuple."""
-    return output[0] if isinstance(output, tuple) else output
-
-
-def memory_format_for(model: nn.Module) -> torch.memory_format:
-    """``channels_last`` for models with 2-D convolutions (faster convolutions), else contiguous."""
-    has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
-    return torch.channels_last if has_conv else torch.contiguous_format
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, data: ImageDataset, batch_size: int = EVAL_BATCH) -> torch.Tensor:
-    """Logits for every sample of ``data`` (on the CPU), in dataset order, computed in eval mode."""
-    was_training = model.training
-    model.eval()
-    device, memory_format = next(model.parameters()).device, memory_format_for(model)
-    logits = torch.cat([logits_of(model(batch.to(device, memory_format).inputs)).cpu()
-                        for batch in iterate_batches(data, batch_size)])
-    model.train(was_training)
-    return logits
-
-
-def labelled_predictions(model: nn.Module, data: ImageDataset) -> torch.Tensor:
-    """The predicted classes for ``data``, after checking that its labels can be scored."""
-    check_not_empty(data, "data")
-    check_labelled(data, "data", "score only the labelled samples (data.select(data.labelled, "
-                   "...))")
-    logits = predict_logits(model, data)
-    classes = logits.shape[1]
-    if data.labels.min() < 0 or data.labels.max() >= classes:
-        raise ValueError(f"data has labels from {int(data.labels.min())} to "
-                         f"{int(data.labels.max())} but the model predicts {classes} classes "
-                         f"(0 to {classes - 1}); use the model made for these labels")
-    return logits.argmax(1)
-
-
-def evaluate(model: nn.Module, data: ImageDataset) -> float:
-    """Accuracy (%) of ``model`` on ``data``."""
-    predictions = labelled_predictions(model, data)
-    return (predictions == data.labels).double().mean().item() * 100
-
-
-def count_errors(model: nn.Module, data: ImageDataset) -> dict[int, int]:
-    """Misclassified samples of ``data`` per true class, e.g. ``{0: 3, 1: 2, ...}`` (all classes)."""
-    wrong = labelled_predictions(model, data) != data.labels
-    counts = torch.bincount(data.labels[wrong], minlength=int(data.labels.max()) + 1)
-    return dict(enumerate(counts.tolist()))
-
-
-def freeze(teacher: nn.Module) -> nn.Module:
-    """Put ``teacher`` in eval mode (no dropout) with gradients off; the one place that decides.
-
-    Every function that uses a model as a teacher (:func:`teacher_logits`, :func:`distill`,
-    :func:`~kdutils.hints.teacher_features`) freezes it and leaves it frozen. To train such a
-    model again, call ``model.requires_grad_(True)``: :func:`fit` refuses a frozen model and
-    says so.
-    """
-    teacher.eval()
-    return teacher.requires_grad_(False)
-
-
-def teacher_logits(teacher: nn.Module, data: ImageDataset) -> torch.Tensor:
-    """:func:`freeze` ``teacher`` and return its logits for all of ``data`` (on the CPU), tagged
-    with ``data``'s fingerprint.
-
-    Computed once, they are looked up by sample index during distillation, which stays correct
-    however the batches are shuffled (valid because the inputs are not randomly augmented); the
-    tag lets :func:`distill` check that they belong to its ``train``.
-    """
-    return tag_outputs(predict_logits(freeze(teacher), data), data)
-
-
-def check_not_empty(data: ImageDataset, name: str) -> None:
-    """Raise ``ValueError`` if ``data`` has no samples."""
-    if len(data) == 0:
-        raise ValueError(f"{name} is empty (0 samples); check the selection or subset that "
-                         "made it")
 
 
 def check_trainable(model: nn.Module) -> None:
@@ -143,19 +67,28 @@ def _epoch_means(recorded: list[dict[str, torch.Tensor]], n_samples: int,
             for name in recorded[0]}
 
 
+def learning_rate_scheduler(optimizer: torch.optim.Optimizer, lr_schedule: str,
+                            total_steps: int) -> LRScheduler | None:
+    """None for ``"constant"``; for ``"cosine"``, a decay to 0 over ``total_steps`` steps."""
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    return CosineAnnealingLR(optimizer, T_max=total_steps) if lr_schedule == "cosine" else None
+
+
 @dataclass(frozen=True)
 class _Step:
-    """One optimization step: gradient, Adam at this step's learning rate, weight constraint."""
+    """One optimization step: gradient, Adam, the schedule's next rate, weight constraint."""
 
-    optimizer: FusedAdam
-    rates: Iterator[float]
+    optimizer: torch.optim.Optimizer
+    scheduler: LRScheduler | None
     max_norm: float | None
 
     def apply(self, model: nn.Module, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad()
         loss.backward()
-        self.optimizer.lr = next(self.rates)
         self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         if self.max_norm is not None:
             apply_max_norm(model, self.max_norm)
 
@@ -164,13 +97,11 @@ def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms, s
                  batch_size: int, order: torch.Generator, augment: Augment | None,
                  bar: tqdm) -> dict[str, float]:
     """One pass over ``train`` in shuffled batches; returns the epoch's term means and accuracy."""
-    device, memory_format = next(model.parameters()).device, memory_format_for(model)
     model.train()
     recorded: list[dict[str, torch.Tensor]] = []
     correct: list[torch.Tensor] = []
-    for batch in iterate_batches(train, batch_size, shuffle=True, generator=order,
-                                 augment=augment):
-        batch = batch.to(device, memory_format)
+    for batch in model_batches(model, train, batch_size, shuffle=True, generator=order,
+                               augment=augment):
         output = model(batch.inputs)
         terms = loss_terms(output, batch)
         step.apply(model, sum(terms.values()))
@@ -189,11 +120,13 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
                epochs: int, lr: float, batch_size: int, seed: int, label: str,
                lr_schedule: str = "constant", augment: Augment | None = None,
                max_norm: float | None = None, progress: bool = True) -> History:
-    """Adam on the sum of the named ``loss_terms(output, batch)``; one :class:`History` row per epoch.
+    """Adam on the sum of the named ``loss_terms(output, batch)``; one :class:`History` row per
+    epoch.
 
     ``output`` is what the model returns: logits, or a tuple whose first item is the logits.
-
-    ``lr_schedule``: ``"constant"`` or ``"cosine"`` (per-step decay from ``lr`` to 0).
+    The optimizer is ``torch.optim.Adam(fused=True)`` with PyTorch's defaults, over the
+    parameters that require a gradient. ``lr_schedule``: ``"constant"`` or ``"cosine"``
+    (``torch.optim.lr_scheduler.CosineAnnealingLR``, stepped per batch, from ``lr`` to 0).
     ``augment`` transforms each chunk of uint8 training images (e.g.
     :class:`~kdutils.regularize.RandomShift`); ``max_norm`` applies
     :func:`~kdutils.regularize.apply_max_norm` after every step. Batches go to the model's
@@ -212,8 +145,10 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
     order = torch.Generator().manual_seed(seed)
     steps = math.ceil(len(train) / batch_size)
     model.to(memory_format=memory_format_for(model))
-    rates = iter(learning_rates(lr_schedule, lr, epochs * steps))
-    step = _Step(FusedAdam(model.parameters(), lr), rates, max_norm)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=lr, fused=True)
+    scheduler = learning_rate_scheduler(optimizer, lr_schedule, epochs * steps)
+    step = _Step(optimizer, scheduler, max_norm)
     history = History(label)
     with tqdm(total=epochs * steps, desc=label, disable=not progress, mininterval=0.5) as bar:
         for epoch in range(1, epochs + 1):
@@ -275,7 +210,8 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
             lr_schedule: str = "constant", cached_logits: torch.Tensor | None = None,
             soft_loss: Callable[..., torch.Tensor] = kd_loss, label: str = "distill",
             progress: bool = True) -> History:
-    """Train ``student`` on ``alpha * CE + (1 - alpha) * soft_loss(T)`` against a frozen ``teacher``.
+    """Train ``student`` on ``alpha * CE + (1 - alpha) * soft_loss(T)`` against a frozen
+    ``teacher``.
 
     ``soft_loss`` defaults to :func:`~kdutils.losses.kd_loss` (see
     :data:`~kdutils.divergences.SOFT_LOSSES` for others). With ``alpha=0`` the student learns from
@@ -294,7 +230,7 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
     logits = teacher_logits(teacher, train) if cached_logits is None else cached_logits
     check_outputs_match(logits, train, "cached_logits",
                         "compute them with kd.teacher_logits(teacher, train)")
-    device = next(student.parameters()).device
+    device = model_device(student)
     logits = logits.to(device)  # once, not per batch
 
     def terms(student_logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:

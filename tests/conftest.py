@@ -2,10 +2,12 @@
 import pytest
 import torch
 
-from kdutils import ImageDataset
+from kdutils import ImageDataset, cifar, mnist
+
+LOADER_CACHES = (cifar._cifar_split, cifar._cifar_stats, mnist._mnist_tensors, mnist._mnist_stats)
 
 
-def make_dataset(n: int = 96, classes: int = 3, seed: int = 0) -> ImageDataset:
+def synthetic_dataset(n: int = 96, classes: int = 3, seed: int = 0) -> ImageDataset:
     """Random 1x4x4 uint8 images whose label is set by the mean brightness band (learnable)."""
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 1, 4, 4), dtype=torch.uint8, generator=g)
@@ -15,10 +17,26 @@ def make_dataset(n: int = 96, classes: int = 3, seed: int = 0) -> ImageDataset:
 
 @pytest.fixture
 def tiny_data() -> ImageDataset:
-    return make_dataset()
+    return synthetic_dataset()
+
+
+@pytest.fixture
+def make_dataset():
+    """The factory of synthetic datasets, for tests that need other sizes or class counts."""
+    return synthetic_dataset
 
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own empty checkpoint cache."""
     monkeypatch.setenv("KD_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_loader_caches():
+    """Every test reads dataset files anew: the loaders keep what they read for the process."""
+    for loader_cache in LOADER_CACHES:
+        loader_cache.cache_clear()
+    yield
+    for loader_cache in LOADER_CACHES:
+        loader_cache.cache_clear()

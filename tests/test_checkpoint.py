@@ -22,8 +22,9 @@ def counting_trainer(calls):
 def test_trains_once_then_loads(tmp_path):
     calls = []
     key = {"lr": 0.1, "seed": 0}
-    model, result = kd.load_or_train(torch.nn.Linear(2, 2), "toy", key, counting_trainer(calls))
-    again, result_again = kd.load_or_train(torch.nn.Linear(2, 2), "toy", key,
+    model, result = checkpoint.load_or_train(torch.nn.Linear(2, 2), "toy", key,
+                                             counting_trainer(calls))
+    again, result_again = checkpoint.load_or_train(torch.nn.Linear(2, 2), "toy", key,
                                            counting_trainer(calls))
     assert len(calls) == 1 and result == result_again == {"trained": 1}
     torch.testing.assert_close(again.weight, model.weight)
@@ -31,21 +32,22 @@ def test_trains_once_then_loads(tmp_path):
 
 def test_other_key_other_checkpoint():
     calls = []
-    kd.load_or_train(torch.nn.Linear(2, 2), "toy", {"seed": 0}, counting_trainer(calls))
-    kd.load_or_train(torch.nn.Linear(2, 2), "toy", {"seed": 1}, counting_trainer(calls))
+    checkpoint.load_or_train(torch.nn.Linear(2, 2), "toy", {"seed": 0}, counting_trainer(calls))
+    checkpoint.load_or_train(torch.nn.Linear(2, 2), "toy", {"seed": 1}, counting_trainer(calls))
     assert len(calls) == 2
 
 
 def test_corrupted_checkpoint_is_reported_and_retrained():
     calls = []
     key = {"seed": 0}
-    kd.load_or_train(torch.nn.Linear(2, 2), "toy", key, counting_trainer(calls))
+    checkpoint.load_or_train(torch.nn.Linear(2, 2), "toy", key, counting_trainer(calls))
     path = checkpoint.checkpoint_path("toy", key)
     path.write_bytes(path.read_bytes()[:50])
     with pytest.warns(UserWarning, match="unreadable checkpoint"):
-        model, _ = kd.load_or_train(torch.nn.Linear(2, 2), "toy", key, counting_trainer(calls))
+        model, _ = checkpoint.load_or_train(torch.nn.Linear(2, 2), "toy", key,
+                                            counting_trainer(calls))
     assert len(calls) == 2 and model.weight[0, 0].item() == 2
-    kd.load_or_train(torch.nn.Linear(2, 2), "toy", key, counting_trainer(calls))
+    checkpoint.load_or_train(torch.nn.Linear(2, 2), "toy", key, counting_trainer(calls))
     assert len(calls) == 2, "the retrained checkpoint replaces the corrupted one"
 
 
@@ -55,16 +57,20 @@ def test_mismatched_key_in_file_is_reported_and_retrained():
     path = checkpoint.checkpoint_path("toy", key)
     checkpoint.save_atomically({"key": {"seed": 99}, "state_dict": {}, "result": None}, path)
     with pytest.warns(UserWarning, match="was made for"):
-        kd.load_or_train(torch.nn.Linear(2, 2), "toy", key, counting_trainer(calls))
+        checkpoint.load_or_train(torch.nn.Linear(2, 2), "toy", key, counting_trainer(calls))
     assert len(calls) == 1
 
 
-def test_failed_write_leaves_no_file(monkeypatch):
+def save_failing_with(error: BaseException):
+    """A ``torch.save`` that writes part of the file, then fails with ``error``."""
     def broken_save(obj, f):
         f.write(b"partial")
-        raise OSError("disk full")
+        raise error
+    return broken_save
 
-    monkeypatch.setattr(checkpoint.torch, "save", broken_save)
+
+def test_failed_write_leaves_no_file(monkeypatch):
+    monkeypatch.setattr(checkpoint.torch, "save", save_failing_with(OSError("disk full")))
     path = checkpoint.checkpoint_path("toy", {"seed": 0})
     with pytest.raises(OSError, match="disk full"):
         checkpoint.save_atomically({"x": 1}, path)
@@ -76,7 +82,7 @@ def test_interrupted_training_writes_nothing():
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        kd.load_or_train(torch.nn.Linear(2, 2), "toy", {"seed": 0}, interrupted)
+        checkpoint.load_or_train(torch.nn.Linear(2, 2), "toy", {"seed": 0}, interrupted)
     assert not checkpoint.cache_dir().exists() or not any(checkpoint.cache_dir().iterdir())
 
 
@@ -96,7 +102,7 @@ def test_checkpoint_in_an_older_format_is_reported_and_retrained():
     path = checkpoint.checkpoint_path("toy", key)
     checkpoint.save_atomically({"key": key, "state_dict": torch.nn.Linear(2, 2).state_dict()}, path)
     with pytest.warns(UserWarning, match="older format"):
-        kd.load_or_train(torch.nn.Linear(2, 2), "toy", key, counting_trainer(calls))
+        checkpoint.load_or_train(torch.nn.Linear(2, 2), "toy", key, counting_trainer(calls))
     assert len(calls) == 1
 
 
@@ -154,24 +160,17 @@ def test_checkpoint_gets_the_usual_file_mode():
 
 
 def test_failed_save_returns_the_trained_model_and_an_interrupt_still_propagates(monkeypatch):
-    def full_disk(obj, f):
-        f.write(b"partial")
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    monkeypatch.setattr(checkpoint.torch, "save",
+                        save_failing_with(OSError("No space left on device")))
     path = checkpoint.checkpoint_path("toy", {"seed": 0})
     message = f"could not save checkpoint {re.escape(str(path))} .*No space left.*not cached"
     with pytest.warns(UserWarning, match=message):
-        model, result = kd.load_or_train(torch.nn.Linear(2, 2), "toy", {"seed": 0},
-                                         counting_trainer([]))
+        model, result = checkpoint.load_or_train(torch.nn.Linear(2, 2), "toy", {"seed": 0},
+                                                 counting_trainer([]))
     assert result == {"trained": 1} and model.weight[0, 0].item() == 1
     assert list(path.parent.iterdir()) == []
 
-    def interrupted(obj, f):
-        f.write(b"partial")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint.torch, "save", interrupted)
+    monkeypatch.setattr(checkpoint.torch, "save", save_failing_with(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         checkpoint.cached("toy", {"seed": 0}, lambda: {"x": 1})
     assert list(path.parent.iterdir()) == []

@@ -20,15 +20,6 @@ def write_jpeg_folder(root, per_class=2):
                 Image.fromarray(pixels).save(folder / f"{i:04d}.jpg", quality=95)
 
 
-@pytest.fixture(autouse=True)
-def fresh_loader_caches():
-    kd_cifar._cifar_split.cache_clear()
-    kd_cifar._cifar_stats.cache_clear()
-    yield
-    kd_cifar._cifar_split.cache_clear()
-    kd_cifar._cifar_stats.cache_clear()
-
-
 def test_jpeg_folder_loads_with_cifar_label_order_and_own_statistics(tmp_path):
     write_jpeg_folder(tmp_path)
     train = kd.load_cifar10(train=True, root=tmp_path)

@@ -6,6 +6,8 @@ import torch
 
 import kdutils as kd
 from kdutils import mnist as kd_mnist
+from kdutils.data import channel_stats, iterate_batches
+from kdutils.runtime import data_dir
 
 
 class OfflineMNIST:
@@ -34,9 +36,9 @@ def test_missing_mnist_offline_raises_clear_file_not_found(tmp_path, monkeypatch
 
 def test_data_dir_follows_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("KD_DATA_DIR", str(tmp_path))
-    assert kd.data_dir() == tmp_path.resolve()
+    assert data_dir() == tmp_path.resolve()
     monkeypatch.delenv("KD_DATA_DIR")
-    assert kd.data_dir() == Path(kd.__file__).resolve().parent.parent / "data"
+    assert data_dir() == Path(kd.__file__).resolve().parent.parent / "data"
 
 
 @pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("0", False), ("", False)])
@@ -46,7 +48,7 @@ def test_quick_mode_switch(monkeypatch, value, expected):
 
 
 def test_shuffled_batches_cover_every_sample_once(tiny_data):
-    batches = list(kd.iterate_batches(tiny_data, 10, shuffle=True,
+    batches = list(iterate_batches(tiny_data, 10, shuffle=True,
                                       generator=torch.Generator().manual_seed(0), chunk_size=32))
     seen = torch.cat([b.index for b in batches])
     assert sorted(seen.tolist()) == list(range(len(tiny_data)))
@@ -55,7 +57,7 @@ def test_shuffled_batches_cover_every_sample_once(tiny_data):
 
 
 def test_batches_hold_the_indexed_samples(tiny_data):
-    for batch in kd.iterate_batches(tiny_data, 7, shuffle=True,
+    for batch in iterate_batches(tiny_data, 7, shuffle=True,
                                     generator=torch.Generator().manual_seed(1), chunk_size=20):
         torch.testing.assert_close(batch.inputs, tiny_data.normalized(batch.index))
         torch.testing.assert_close(batch.labels, tiny_data.labels[batch.index])
@@ -69,7 +71,7 @@ def test_normalization_uses_the_dataset_statistics(tiny_data):
 
 def test_channel_stats_on_known_images():
     images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)
-    mean, std = kd.channel_stats(images)
+    mean, std = channel_stats(images)
     assert mean == pytest.approx((0.5,)) and std == pytest.approx((0.7071068,))
 
 
@@ -77,7 +79,7 @@ def test_channel_stats_match_a_direct_float_computation():
     images = torch.randint(0, 256, (50, 3, 5, 7), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))
     x = images.double().div(255).transpose(0, 1).reshape(3, -1)
-    mean, std = kd.channel_stats(images)
+    mean, std = channel_stats(images)
     assert mean == pytest.approx(x.mean(1).tolist(), rel=1e-12)
     assert std == pytest.approx(x.std(1).tolist(), rel=1e-12)
 
@@ -103,6 +105,6 @@ def test_augment_is_applied_to_the_uint8_images_before_normalizing(tiny_data):
     def invert(images, generator):
         return 255 - images
 
-    batch = next(kd.iterate_batches(tiny_data, 8, augment=invert))
+    batch = next(iterate_batches(tiny_data, 8, augment=invert))
     expected = tiny_data.normalize(255 - tiny_data.images[batch.index])
     torch.testing.assert_close(batch.inputs, expected)

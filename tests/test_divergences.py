@@ -95,7 +95,7 @@ def test_symmetric_kl_is_paddleclas_js_up_to_constant_factors():
 def test_bad_inputs_name_the_argument(loss):
     with pytest.raises(ValueError, match="temperature"):
         loss(STUDENT, TEACHER, 0.0)
-    with pytest.raises(ValueError, match="teacher_logits"):
+    with pytest.raises(ValueError, match="target_logits"):
         loss(STUDENT, TEACHER[:, :2], 1.0)
 
 

@@ -4,8 +4,6 @@ import torch
 
 import kdutils as kd
 
-from conftest import make_dataset
-
 
 def relabelled(data: kd.ImageDataset) -> kd.ImageDataset:
     """Other data (labels shifted) under the very same name and source."""
@@ -24,7 +22,8 @@ def test_fingerprint_follows_the_data_not_the_name(tiny_data):
 
 
 def test_selections_with_the_same_description_get_different_fingerprints(tiny_data):
-    first, second = tiny_data.select(torch.arange(10), ""), tiny_data.select(torch.arange(1, 11), "")
+    first = tiny_data.select(torch.arange(10), "")
+    second = tiny_data.select(torch.arange(1, 11), "")
     assert first.name == second.name
     assert first.fingerprint != second.fingerprint
     assert tiny_data.select(torch.arange(10), "x").fingerprint == first.fingerprint
@@ -84,7 +83,7 @@ def test_untagged_logits_are_accepted_with_a_warning(tiny_data):
                    lr=0.01, batch_size=16, cached_logits=hand_made, progress=False)
 
 
-def test_distill_hint_refuses_features_of_other_data():
+def test_distill_hint_refuses_features_of_other_data(make_dataset):
     data = make_dataset(n=24)
     images = torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))

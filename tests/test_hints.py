@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 import kdutils as kd
+from kdutils.fingerprint import tag_outputs
 
 
 def test_tutorial_nets_have_its_parameter_counts_and_feature_maps():
@@ -75,7 +76,7 @@ def test_teacher_features_are_in_dataset_order_and_leave_the_teacher_frozen():
 def test_distill_hint_trains_the_regressor_and_looks_targets_up_by_index():
     data = tiny_images()
     kd.seed_everything(0)
-    targets = torch.randn(24, 32, 8, 8)
+    targets = tag_outputs(torch.randn(24, 32, 8, 8), data)  # hand-made, marked as data's
     student, regressor = kd.light_nn(), kd.hint_regressor()
     regressor_before = regressor.weight.clone()
     history = kd.distill_hint(student, targets, data, data, hint_loss=kd.mse_hint_loss,
@@ -98,7 +99,7 @@ def test_distill_hint_refuses_mismatched_features_before_updating_the_student():
     student = kd.light_nn()
     before = {k: v.clone() for k, v in student.state_dict().items()}
     with pytest.raises(ValueError, match="regressor"):
-        kd.distill_hint(student, torch.randn(24, 32, 8, 8), data, data,
+        kd.distill_hint(student, tag_outputs(torch.randn(24, 32, 8, 8), data), data, data,
                         hint_loss=kd.mse_hint_loss, hint_weight=0.25, ce_weight=0.75, epochs=1,
                         lr=1e-3, batch_size=8, progress=False)
     for name, value in student.state_dict().items():

@@ -7,7 +7,6 @@ import torch
 from torchvision import datasets
 
 import kdutils as kd
-from kdutils import mnist as kd_mnist
 
 IMAGES, LABELS = 0x00000803, 0x00000801
 
@@ -26,15 +25,6 @@ def write_mnist(raw: Path, count: int = 3, first_pixel: int = 0,
         (raw / f"{prefix}-images-idx3-ubyte").write_bytes(idx(IMAGES, (count, 28, 28), pixels))
         labels = idx(LABELS, (count,), bytes(range(count)))
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(labels)
-
-
-@pytest.fixture(autouse=True)
-def fresh_loader_caches():
-    kd_mnist._mnist_tensors.cache_clear()
-    kd_mnist._mnist_stats.cache_clear()
-    yield
-    kd_mnist._mnist_tensors.cache_clear()
-    kd_mnist._mnist_stats.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -2,9 +2,6 @@ import pytest
 import torch
 
 import kdutils as kd
-from kdutils.optim import FusedAdam
-
-from conftest import make_dataset
 
 
 def test_random_shift_moves_each_image_within_the_limit_and_fills_with_zeros():
@@ -53,7 +50,7 @@ def test_max_norm_must_be_a_positive_number(bad):
         kd.apply_max_norm(kd.mlp((4, 2)), bad)
 
 
-def test_fit_with_jitter_and_max_norm_keeps_the_constraint_and_is_deterministic():
+def test_fit_with_jitter_and_max_norm_keeps_the_constraint_and_is_deterministic(make_dataset):
     data = make_dataset(n=64)
     runs = []
     for _ in range(2):
@@ -70,7 +67,7 @@ def test_fit_with_jitter_and_max_norm_keeps_the_constraint_and_is_deterministic(
         assert torch.equal(a, b)
 
 
-def test_fit_refuses_an_unknown_schedule_and_a_bad_max_norm_before_training():
+def test_fit_refuses_an_unknown_schedule_and_a_bad_max_norm_before_training(make_dataset):
     data = make_dataset(n=16)
     with pytest.raises(ValueError, match="lr_schedule"):
         kd.fit(kd.mlp((16, 3)), data, data, epochs=1, lr=0.1, batch_size=8,
@@ -78,20 +75,3 @@ def test_fit_refuses_an_unknown_schedule_and_a_bad_max_norm_before_training():
     with pytest.raises(ValueError, match="max_norm"):
         kd.fit(kd.mlp((16, 3)), data, data, epochs=1, lr=0.1, batch_size=8, max_norm=-3,
                progress=False)
-
-
-def test_cosine_schedule_decays_the_learning_rate_to_zero(monkeypatch):
-    data = make_dataset(n=32)
-    model = kd.mlp((16, 3))
-    seen = []
-    original = FusedAdam.step
-
-    def spy(self):
-        seen.append(self.lr)
-        return original(self)
-
-    monkeypatch.setattr(FusedAdam, "step", spy)
-    kd.fit(model, data, data, epochs=2, lr=0.1, batch_size=8, lr_schedule="cosine",
-           progress=False)
-    assert seen[0] == pytest.approx(0.1) and len(seen) == 8
-    assert all(a > b for a, b in zip(seen, seen[1:])) and seen[-1] < 0.01

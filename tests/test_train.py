@@ -4,9 +4,6 @@ import pytest
 import torch
 
 import kdutils as kd
-from kdutils import train as kd_train
-
-from conftest import make_dataset
 
 
 def small_mlp():
@@ -50,37 +47,6 @@ def test_distill_keeps_teacher_frozen_and_unchanged(tiny_data):
     assert {"ce", "kd"} <= set(history.rows[0])
 
 
-def test_cached_logits_are_looked_up_by_sample_index(tiny_data, monkeypatch):
-    """Under shuffling, each batch must get the teacher's logits of its own samples."""
-    kd.seed_everything(0)
-    teacher = kd.mlp((16, 3))
-    seen = []
-    original = kd_train.distillation_terms
-
-    def spy(student_logits, teacher_logits, *args):
-        seen.append(teacher_logits)
-        return original(student_logits, teacher_logits, *args)
-
-    batches = []
-    original_iterate = kd_train.iterate_batches
-
-    def recording_iterate(*args, **kwargs):
-        for batch in original_iterate(*args, **kwargs):
-            batches.append(batch)
-            yield batch
-
-    monkeypatch.setattr(kd_train, "distillation_terms", spy)
-    monkeypatch.setattr(kd_train, "iterate_batches", recording_iterate)
-    kd.distill(small_mlp(), teacher, tiny_data, tiny_data, T=2.0, alpha=0.5, epochs=2, lr=0.01,
-               batch_size=10, progress=False)
-    training_batches = [b for b in batches if len(b.index) <= 10]  # evaluation uses one big batch
-    assert len(training_batches) == len(seen) == 2 * 10
-    with torch.no_grad():
-        for logits, batch in zip(seen, training_batches):
-            torch.testing.assert_close(logits, teacher(batch.inputs))
-    assert any(not torch.equal(b.index, b.index.sort().values) for b in training_batches)
-
-
 def test_cached_logits_of_the_wrong_size_are_refused(tiny_data):
     with pytest.raises(ValueError, match="cached_logits has 5 rows"):
         kd.distill(small_mlp(), small_mlp(), tiny_data, tiny_data, T=2.0, alpha=0.5, epochs=1,
@@ -95,7 +61,7 @@ def test_distill_checks_its_settings_before_training(tiny_data, kwargs, match):
                    batch_size=16, progress=False, **settings)
 
 
-def test_evaluate_counts_correct_predictions():
+def test_evaluate_counts_correct_predictions(make_dataset):
     data = make_dataset(n=10)
     model = kd.mlp((16, 3))
     with torch.no_grad():
@@ -170,7 +136,7 @@ def test_empty_train_or_test_set_is_refused(tiny_data):
             kd.fit(small_mlp(), train, test, epochs=1, lr=0.01, batch_size=16, progress=False)
 
 
-def test_evaluate_refuses_labels_the_model_cannot_predict():
+def test_evaluate_refuses_labels_the_model_cannot_predict(make_dataset):
     data = make_dataset(n=10, classes=3)
     labels = torch.tensor([5, 6, 7, 5, 6, 7, 5, 6, 7, 5])
     wider_labels = kd.ImageDataset(data.images, labels, data.mean, data.std, "x", "x")
@@ -189,3 +155,57 @@ def test_a_frozen_teacher_is_refused_by_fit_with_the_fix_and_trains_once_unfroze
         kd.fit(teacher, tiny_data, tiny_data, **settings)
     teacher.requires_grad_(True)
     kd.fit(teacher, tiny_data, tiny_data, **settings)
+
+
+def plain_pytorch_loop(model, data, *, epochs, lr, batch_size, seed, cosine, loss_of):
+    """The training loop written out in plain PyTorch: what kd.fit and kd.distill must equal."""
+    torch.manual_seed(seed)
+    order = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    steps = epochs * -(-len(data) // batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if cosine \
+        else None
+    for _ in range(epochs):
+        model.train()
+        permutation = torch.randperm(len(data), generator=order)
+        for start in range(0, len(data), batch_size):
+            index = permutation[start:start + batch_size]
+            loss = loss_of(model(data.normalized(index)), data.labels[index], index)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+def test_fit_and_distill_equal_a_plain_pytorch_loop_bit_for_bit(tiny_data, cosine):
+    settings = dict(epochs=3, lr=0.01, batch_size=10, seed=4)
+    schedule = "cosine" if cosine else "constant"
+    kd.seed_everything(7)
+    teacher = kd.mlp((16, 12, 3))
+    targets = kd.teacher_logits(teacher, tiny_data)
+
+    def cross_entropy(logits, labels, index):
+        return torch.nn.functional.cross_entropy(logits, labels)
+
+    def hinton(logits, labels, index):
+        return (0.3 * torch.nn.functional.cross_entropy(logits, labels)
+                + 0.7 * kd.kd_loss(logits, targets[index], 4.0))
+
+    runs = {
+        "fit": (lambda model: kd.fit(model, tiny_data, tiny_data, lr_schedule=schedule,
+                                     progress=False, **settings), cross_entropy),
+        "distill": (lambda model: kd.distill(model, teacher, tiny_data, tiny_data, T=4.0,
+                                             alpha=0.3, cached_logits=targets,
+                                             lr_schedule=schedule, progress=False, **settings),
+                    hinton),
+    }
+    for name, (run, loss_of) in runs.items():
+        kd.seed_everything(1)
+        ours, reference = kd.mlp((16, 8, 3), dropout=0.2), kd.mlp((16, 8, 3), dropout=0.2)
+        reference.load_state_dict(ours.state_dict())
+        run(ours)
+        plain_pytorch_loop(reference, tiny_data, cosine=cosine, loss_of=loss_of, **settings)
+        for key, value in ours.state_dict().items():
+            assert torch.equal(value, reference.state_dict()[key]), (name, key)

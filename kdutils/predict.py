@@ -1,0 +1,104 @@
+"""Inference in one place: batches on the model's device, predictions, accuracy, teacher outputs."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .data import Augment, Batch, ImageDataset, check_labelled, check_not_empty, iterate_batches
+from .fingerprint import tag_outputs
+
+EVAL_BATCH = 2000
+
+
+def logits_of(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The logits of a model's output: the output itself, or the first item of a tuple."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def memory_format_for(model: nn.Module) -> torch.memory_format:
+    """``channels_last`` for models with 2-D convolutions (faster convolutions), else contiguous."""
+    has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return torch.channels_last if has_conv else torch.contiguous_format
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s parameters."""
+    return next(model.parameters()).device
+
+
+def model_batches(model: nn.Module, data: ImageDataset, batch_size: int, *,
+                  shuffle: bool = False, generator: torch.Generator | None = None,
+                  augment: Augment | None = None) -> Iterator[Batch]:
+    """:func:`~kdutils.data.iterate_batches`, each batch moved to ``model``'s device and memory
+    format (sample positions stay on the CPU)."""
+    device, memory_format = model_device(model), memory_format_for(model)
+    for batch in iterate_batches(data, batch_size, shuffle=shuffle, generator=generator,
+                                 augment=augment):
+        yield batch.to(device, memory_format)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, data: ImageDataset, batch_size: int = EVAL_BATCH
+                   ) -> torch.Tensor:
+    """Logits for every sample of ``data`` (on the CPU), in dataset order, computed in eval mode.
+
+    ``model`` is put back in the mode it was in.
+    """
+    was_training = model.training
+    model.eval()
+    logits = torch.cat([logits_of(model(batch.inputs)).cpu()
+                        for batch in model_batches(model, data, batch_size)])
+    model.train(was_training)
+    return logits
+
+
+def labelled_predictions(model: nn.Module, data: ImageDataset) -> torch.Tensor:
+    """The predicted classes for ``data``, after checking that its labels can be scored."""
+    check_not_empty(data, "data")
+    check_labelled(data, "data", "score only the labelled samples (data.select(data.labelled, "
+                   "...))")
+    logits = predict_logits(model, data)
+    classes = logits.shape[1]
+    if data.labels.min() < 0 or data.labels.max() >= classes:
+        raise ValueError(f"data has labels from {int(data.labels.min())} to "
+                         f"{int(data.labels.max())} but the model predicts {classes} classes "
+                         f"(0 to {classes - 1}); use the model made for these labels")
+    return logits.argmax(1)
+
+
+def evaluate(model: nn.Module, data: ImageDataset) -> float:
+    """Accuracy (%) of ``model`` on ``data``."""
+    predictions = labelled_predictions(model, data)
+    return (predictions == data.labels).double().mean().item() * 100
+
+
+def count_errors(model: nn.Module, data: ImageDataset) -> dict[int, int]:
+    """Misclassified samples of ``data`` per true class (all classes): ``{0: 3, 1: 2, ...}``."""
+    wrong = labelled_predictions(model, data) != data.labels
+    counts = torch.bincount(data.labels[wrong], minlength=int(data.labels.max()) + 1)
+    return dict(enumerate(counts.tolist()))
+
+
+def freeze(teacher: nn.Module) -> nn.Module:
+    """Put ``teacher`` in eval mode (no dropout) with gradients off; the one place that decides.
+
+    Every function that uses a model as a teacher (:func:`teacher_logits`,
+    :func:`~kdutils.train.distill`, :func:`~kdutils.hints.teacher_features`) freezes it and
+    leaves it frozen. To train such a model again, call ``model.requires_grad_(True)``:
+    :func:`~kdutils.train.fit` refuses a frozen model and says so.
+    """
+    teacher.eval()
+    return teacher.requires_grad_(False)
+
+
+def teacher_logits(teacher: nn.Module, data: ImageDataset) -> torch.Tensor:
+    """:func:`freeze` ``teacher`` and return its logits for all of ``data`` (on the CPU), tagged
+    with ``data``'s fingerprint.
+
+    Computed once, they are looked up by sample index during distillation, which stays correct
+    however the batches are shuffled (valid because the inputs are not randomly augmented); the
+    tag lets :func:`~kdutils.train.distill` check that they belong to its ``train``.
+    """
+    return tag_outputs(predict_logits(freeze(teacher), data), data)
