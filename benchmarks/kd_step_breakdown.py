@@ -5,8 +5,8 @@
 training step: the student's forward pass (module hooks), the soft loss (a timed ``soft_loss``),
 Adam's update (``torch.optim``'s global step hooks). What lies between them is the rest of the
 step: cross-entropy, summing the terms, ``zero_grad`` and ``backward``; and between steps, the
-next batch and the loop's records. The epochs' test-set evaluations are left out. The teacher's
-logits are random: only their shape matters for the time.
+next batch and the loop's records. The epochs' test-set evaluations are left out. The teacher is
+untrained: only the shape of its logits matters for the time.
 
     python benchmarks/kd_step_breakdown.py
 """
@@ -20,7 +20,6 @@ from torch.optim.optimizer import (register_optimizer_step_post_hook,
                                    register_optimizer_step_pre_hook)
 
 import kdutils as kd
-from kdutils.fingerprint import tag_outputs
 
 BATCH, LR, T, ALPHA, EPOCHS = 32, 1e-4, 7.0, 0.3, 2
 PHASES = ("forward", "soft loss", "CE, sum, backward", "Adam", "next batch, records")
@@ -71,7 +70,7 @@ def main() -> None:
     train, test = kd.load_mnist(True), kd.load_mnist(False).subset(100)
     kd.seed_everything(0)
     teacher, student = kd.mnist_teacher(), kd.mnist_student()
-    logits = tag_outputs(torch.randn(len(train), 10) * 3, train)
+    logits = kd.teacher_logits(teacher, train)
     clock = StepClock()
     student.register_forward_pre_hook(clock.forward_start)
     student.register_forward_hook(clock.forward_end)

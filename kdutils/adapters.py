@@ -19,7 +19,8 @@ def _checked_images(images: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"images must be a uint8 tensor (N, C, H, W) or (N, H, W) with values "
                          f"0-255, got {shape}{getattr(images, 'dtype', '')}; for floats in [0, 1] "
                          "pass (images * 255).round().to(torch.uint8)")
-    return (images.unsqueeze(1) if images.dim() == 3 else images).contiguous()
+    images = images.unsqueeze(1) if images.dim() == 3 else images
+    return images.cpu().clone(memory_format=torch.contiguous_format)  # the dataset's own copy
 
 
 def _checked_labels(labels: torch.Tensor | Sequence[int], count: int) -> torch.Tensor:
@@ -30,7 +31,7 @@ def _checked_labels(labels: torch.Tensor | Sequence[int], count: int) -> torch.T
                          f"{tuple(labels.shape)} of {labels.dtype}")
     if count and labels.min() < 0:
         raise ValueError(f"labels must be class numbers >= 0, got {int(labels.min())}")
-    return labels.long()
+    return labels.cpu().long().clone()
 
 
 def from_tensors(images: torch.Tensor, labels: torch.Tensor | Sequence[int], *, name: str,
@@ -38,7 +39,8 @@ def from_tensors(images: torch.Tensor, labels: torch.Tensor | Sequence[int], *, 
     """An :class:`~kdutils.data.ImageDataset` of uint8 ``images`` and integer ``labels``.
 
     Normalized with ``stats``' mean and std (pass the training split when making the test
-    split), else with the statistics of ``images`` themselves.
+    split), else with the statistics of ``images`` themselves. The dataset keeps its own copy
+    of the tensors, on the CPU.
     """
     images = _checked_images(images)
     labels = _checked_labels(labels, len(images))
@@ -47,6 +49,9 @@ def from_tensors(images: torch.Tensor, labels: torch.Tensor | Sequence[int], *, 
     mean, std = (stats.mean, stats.std) if stats is not None else channel_stats(images)
     if len(mean) != images.shape[1]:
         raise ValueError(f"stats has {len(mean)} channels but images have {images.shape[1]}")
+    if min(std) == 0:
+        raise ValueError(f"a channel of the images has a standard deviation of 0 (std={std}), so "
+                         "normalizing would divide by 0; pass stats= from data that varies")
     return ImageDataset(images, labels, mean, std, name, source or name)
 
 

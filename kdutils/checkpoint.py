@@ -125,7 +125,7 @@ def _save_or_warn(value: dict[str, Any], key: dict[str, Any], path: Path) -> Non
     """Cache ``value``; if the write fails (a full disk), warn instead: ``value`` is still good."""
     try:
         save_atomically({"key": key, "value": value}, path)
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # torch.save's writer reports a full disk as either
         warnings.warn(f"could not save checkpoint {path} ({error}); the result is returned but not "
                       f"cached: free disk space or set {CACHE_ENV} to a writable folder")
 

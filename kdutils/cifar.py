@@ -1,7 +1,6 @@
 """CIFAR-10: torchvision's original release, or an image-folder JPEG copy (decoded once, cached)."""
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import warnings
@@ -14,7 +13,8 @@ from torchvision import datasets
 
 from .checkpoint import cached
 from .data import ImageDataset, channel_stats
-from .sources import CorruptDatasetError, DatasetNotFoundError, download_staged, resolve_root
+from .sources import (CorruptDatasetError, DatasetNotFoundError, download_staged, loaded_once,
+                      resolve_root)
 from .runtime import DATA_ENV, display_path
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -85,7 +85,7 @@ def _jpeg_files(folder: Path) -> list[tuple[Path, int]]:
     """``(file, label)`` pairs, labels from the sorted class folders (CIFAR-10's own order)."""
     classes = tuple(sorted(d.name for d in folder.iterdir() if d.is_dir()))
     if classes != CIFAR10_CLASSES:
-        raise ValueError(f"{folder} must hold one folder per CIFAR-10 class "
+        raise CorruptDatasetError(f"{folder} must hold one folder per CIFAR-10 class "
                          f"{CIFAR10_CLASSES}, found {classes}")
     return [(file, label) for label, name in enumerate(classes)
             for file in sorted((folder / name).glob("*.jpg"))]
@@ -147,7 +147,7 @@ def _jpeg_split(root: Path, train: bool) -> Split:
     return tensors["images"], tensors["labels"], "JPEG copy", folder
 
 
-@functools.lru_cache(maxsize=None)
+@loaded_once
 def _cifar_split(root: Path, train: bool) -> Split:
     original, jpeg = root / ORIGINAL_FOLDER, root / JPEG_FOLDER / _split_name(train)
     if original.is_dir():
@@ -161,7 +161,7 @@ def _cifar_split(root: Path, train: bool) -> Split:
     return _original_split(root, train)
 
 
-@functools.lru_cache(maxsize=None)
+@loaded_once
 def _cifar_stats(root: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return channel_stats(_cifar_split(root, True)[0])
 

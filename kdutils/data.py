@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple
 
 import torch
@@ -19,8 +19,9 @@ class ImageDataset:
 
     ``mean`` and ``std`` are per-channel values on the [0, 1] scale, computed from the training
     split, and used to normalize batches on the fly. ``name`` and ``source`` are for people
-    (what the data is, where it was read from); caches use :attr:`fingerprint`.
-    ``derivation`` is set by :meth:`select` and :meth:`hide_labels` (leave it out).
+    (what the data is, where it was read from); caches use :attr:`fingerprint`. Treat the
+    tensors as read-only: the fingerprint is computed once, so an in-place edit would leave it
+    stale (make a new dataset instead).
     """
 
     images: torch.Tensor
@@ -29,7 +30,6 @@ class ImageDataset:
     std: tuple[float, ...]
     name: str
     source: str
-    derivation: str | None = field(default=None, repr=False, compare=False)
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -38,10 +38,16 @@ class ImageDataset:
         Computed once per dataset (about 0.1 s for CIFAR-10's training split); a dataset made by
         :meth:`select` or :meth:`hide_labels` derives it from its parent's and the positions.
         """
-        if self.derivation is not None:
-            return self.derivation
         statistics = f"mean={self.mean!r} std={self.std!r}"
         return content_fingerprint(self.images, self.labels, extra=statistics)
+
+    def _derived(self, images: torch.Tensor, labels: torch.Tensor, described: str,
+                 fingerprint: str) -> "ImageDataset":
+        """A dataset made from this one, whose fingerprint is ``fingerprint`` (not re-hashed)."""
+        derived = ImageDataset(images, labels, self.mean, self.std, self.name + described,
+                               self.source + described)
+        derived.__dict__["fingerprint"] = fingerprint  # fills the cached_property
+        return derived
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -82,9 +88,8 @@ class ImageDataset:
         :func:`~kdutils.fingerprint.select_rows` on outputs of this dataset does.
         """
         picked = positions(index, len(self))
-        return ImageDataset(self.images[picked], self.labels[picked], self.mean, self.std,
-                            self.name + described, self.source + described,
-                            derived_fingerprint(self.fingerprint, "select", picked))
+        return self._derived(self.images[picked], self.labels[picked], described,
+                             derived_fingerprint(self.fingerprint, "select", picked))
 
     def hide_labels(self, index: torch.Tensor) -> "ImageDataset":
         """The same samples with the labels at positions ``index`` replaced by :data:`UNLABELLED`.
@@ -96,9 +101,8 @@ class ImageDataset:
         labels = self.labels.clone()
         labels[picked] = UNLABELLED
         described = f" (labels of {int((labels == UNLABELLED).sum()):,} hidden)"
-        return ImageDataset(self.images, labels, self.mean, self.std, self.name + described,
-                            self.source + described,
-                            derived_fingerprint(self.fingerprint, "hide_labels", picked))
+        return self._derived(self.images, labels, described,
+                             derived_fingerprint(self.fingerprint, "hide_labels", picked))
 
     @property
     def labelled(self) -> torch.Tensor:

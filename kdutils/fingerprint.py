@@ -45,7 +45,12 @@ def derived_fingerprint(parent: str, operation: str, picked: torch.Tensor) -> st
 
 
 def tag_outputs(values: torch.Tensor, data: "ImageDataset") -> torch.Tensor:
-    """Mark ``values`` (one row per sample) as computed on ``data``, and return it."""
+    """Mark ``values`` (one row per sample) as computed on ``data``, and return it.
+
+    The mark is a Python attribute of that tensor object: a new tensor made from it (indexing,
+    ``.to(other device)``, ``.float()``, ``torch.cat``) has none. Select rows with
+    :func:`select_rows` to keep it.
+    """
     setattr(values, OUTPUTS_ATTRIBUTE, data.fingerprint)
     return values
 

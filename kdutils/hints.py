@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_weight
-from .data import Batch, ImageDataset
+from .data import Batch, ImageDataset, check_not_empty
 from .fingerprint import check_outputs_match, tag_outputs
 from .models import ConvNet
 from .predict import EVAL_BATCH, freeze, model_batches, model_device
-from .train import History, train_loop
+from .train import History, check_run, train_loop
 
 HintLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -93,6 +93,7 @@ def teacher_features(teacher: ConvNet, data: ImageDataset, pooled_size: int,
     ``pooled_size`` values (:func:`pool_features`). Look them up by sample index
     while training.
     """
+    check_not_empty(data, "data")
     freeze(teacher)
     logits, maps = [], []
     for batch in model_batches(teacher, data, batch_size):
@@ -115,14 +116,16 @@ def distill_hint(student: ConvNet, targets: torch.Tensor, train: ImageDataset,
 
     ``targets`` holds the teacher's features for every sample of ``train`` (a value of
     :func:`teacher_features`), looked up by sample index. With a ``regressor`` the student's
-    feature map goes through it first, and the regressor trains along.
+    feature map goes through it first, and the regressor trains along (moved to the student's
+    device).
     """
+    check_run(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size)
     check_weight(hint_weight, "hint_weight")
     check_weight(ce_weight, "ce_weight")
     check_outputs_match(targets, train, "targets",
                         "compute them with kd.teacher_features(teacher, train, ...)")
-    model = HintStudent(student, regressor)
-    device = model_device(model)
+    device = model_device(student)
+    model = HintStudent(student, regressor).to(device)  # the regressor joins the student
     targets = targets.to(device)  # once, not per batch
 
     def terms(output: tuple[torch.Tensor, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:

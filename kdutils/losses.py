@@ -37,11 +37,22 @@ def softmax_with_temperature(logits: torch.Tensor, T: float) -> torch.Tensor:
     return F.softmax(logits / T, dim=-1)
 
 
-def target_log_probs(target_logits: torch.Tensor, T: float) -> torch.Tensor:
-    """``log_softmax(target_logits / T)`` as constants, with ``-inf`` (probability 0) replaced by
-    the dtype's lowest finite value, so that ``0 * log 0`` terms give 0 instead of NaN."""
-    log_p = F.log_softmax(target_logits.detach() / T, dim=1)
+SoftLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+def finite_log_probs(log_p: torch.Tensor) -> torch.Tensor:
+    """``log_p`` with ``-inf`` (probability 0) replaced by the dtype's lowest finite value, so
+    that a ``p * log p`` or ``p * (log p - log q)`` term of such a class gives 0, not NaN."""
     return log_p.clamp(min=torch.finfo(log_p.dtype).min)
+
+
+def non_negative(divergence: torch.Tensor) -> torch.Tensor:
+    """``max(divergence, 0)`` in value, with the gradient of ``divergence`` itself.
+
+    Float rounding can push a divergence that is nearly 0 slightly below it; the true value is
+    never negative. The gradient is left as it is, so training is unchanged.
+    """
+    return divergence + (-divergence).clamp(min=0).detach()
 
 
 def kd_loss(student_logits: torch.Tensor, target_logits: torch.Tensor, T: float) -> torch.Tensor:
@@ -55,14 +66,14 @@ def kd_loss(student_logits: torch.Tensor, target_logits: torch.Tensor, T: float)
     check_loss_temperature(T, student_logits.dtype)
     check_logits(student_logits, target_logits)
     log_p_student = F.log_softmax(student_logits / T, dim=1)
-    log_p_target = target_log_probs(target_logits, T)
+    log_p_target = finite_log_probs(F.log_softmax(target_logits.detach() / T, dim=1))
     kl = F.kl_div(log_p_student, log_p_target, reduction="batchmean", log_target=True)
-    return kl.clamp(min=0) * T**2  # rounding can push a near-zero KL below 0; the true value is not
+    return non_negative(kl) * T**2
 
 
 def distillation_terms(student_logits: torch.Tensor, target_logits: torch.Tensor,
                        labels: torch.Tensor, T: float, alpha: float,
-                       soft_loss: Callable[..., torch.Tensor] = kd_loss
+                       soft_loss: SoftLoss = kd_loss
                        ) -> dict[str, torch.Tensor]:
     """The two weighted terms ``{"ce": alpha * CE, "kd": (1 - alpha) * soft_loss}``.
 
@@ -85,9 +96,6 @@ def distillation_loss(student_logits: torch.Tensor, target_logits: torch.Tensor,
     return sum(distillation_terms(student_logits, target_logits, labels, T, alpha).values())
 
 
-SoftLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-
-
 def _log_probs(student_logits: torch.Tensor, target_logits: torch.Tensor, T: float
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Checked inputs as log-probabilities at temperature ``T``: ``(student, teacher)``."""
@@ -98,13 +106,13 @@ def _log_probs(student_logits: torch.Tensor, target_logits: torch.Tensor, T: flo
 
 
 def _kl_rows(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """``KL(p || q)`` for each row, from log-probabilities, never negative.
+    """``KL(p || q)`` for each row, from log-probabilities.
 
-    A class with ``p = 0`` contributes 0 (``log p`` is clamped to a finite value so that
-    ``0 * log 0`` is not NaN); one with ``p > 0 = q`` makes the row ``+inf``, as in the math.
+    A class with ``p = 0`` contributes 0; one with ``p > 0 = q`` makes the row ``+inf``, as in
+    the math.
     """
-    log_p = log_p.clamp(min=torch.finfo(log_p.dtype).min)
-    return (log_p.exp() * (log_p - log_q)).sum(1).clamp(min=0)
+    log_p = finite_log_probs(log_p)
+    return (log_p.exp() * (log_p - log_q)).sum(1)
 
 
 def soft_cross_entropy(student_logits: torch.Tensor, target_logits: torch.Tensor,
@@ -126,7 +134,7 @@ def symmetric_kl_loss(student_logits: torch.Tensor, target_logits: torch.Tensor,
     factors act like a change of learning rate and are left out here.
     """
     log_s, log_t = _log_probs(student_logits, target_logits, T)
-    return (_kl_rows(log_t, log_s) + _kl_rows(log_s, log_t)).mean() / 2 * T**2
+    return non_negative((_kl_rows(log_t, log_s) + _kl_rows(log_s, log_t)).mean() / 2) * T**2
 
 
 def js_divergence_loss(student_logits: torch.Tensor, target_logits: torch.Tensor,
@@ -137,7 +145,7 @@ def js_divergence_loss(student_logits: torch.Tensor, target_logits: torch.Tensor
     """
     log_s, log_t = _log_probs(student_logits, target_logits, T)
     log_m = torch.logaddexp(log_s, log_t) - math.log(2)
-    return (_kl_rows(log_t, log_m) + _kl_rows(log_s, log_m)).mean() / 2 * T**2
+    return non_negative((_kl_rows(log_t, log_m) + _kl_rows(log_s, log_m)).mean() / 2) * T**2
 
 
 SOFT_LOSSES: dict[str, SoftLoss] = {

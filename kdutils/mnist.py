@@ -1,7 +1,6 @@
 """MNIST: torchvision's IDX files, downloaded if missing, loaded once per process."""
 from __future__ import annotations
 
-import functools
 import math
 import os
 import struct
@@ -11,7 +10,7 @@ import torch
 from torchvision import datasets
 
 from .data import ImageDataset, channel_stats
-from .sources import CorruptDatasetError, download_staged, resolve_root
+from .sources import CorruptDatasetError, download_staged, loaded_once, resolve_root
 from .runtime import DATA_ENV, display_path
 
 MNIST_FILES = (
@@ -111,7 +110,7 @@ def _check_labels(labels: torch.Tensor, labels_file: Path) -> None:
                                    "0..9")
 
 
-@functools.lru_cache(maxsize=None)
+@loaded_once
 def _mnist_tensors(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     if not all((_raw_folder(root) / name).is_file() for name in MNIST_FILES):
         _download_mnist(root)
@@ -122,7 +121,7 @@ def _mnist_tensors(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]
     return split.data.unsqueeze(1).contiguous(), split.targets.long()
 
 
-@functools.lru_cache(maxsize=None)
+@loaded_once
 def _mnist_stats(root: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return channel_stats(_mnist_tensors(root, True)[0])
 

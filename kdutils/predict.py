@@ -46,6 +46,7 @@ def predict_logits(model: nn.Module, data: ImageDataset, batch_size: int = EVAL_
 
     ``model`` is put back in the mode it was in.
     """
+    check_not_empty(data, "data")
     was_training = model.training
     model.eval()
     logits = torch.cat([logits_of(model(batch.inputs)).cpu()
@@ -56,7 +57,6 @@ def predict_logits(model: nn.Module, data: ImageDataset, batch_size: int = EVAL_
 
 def labelled_predictions(model: nn.Module, data: ImageDataset) -> torch.Tensor:
     """The predicted classes for ``data``, after checking that its labels can be scored."""
-    check_not_empty(data, "data")
     check_labelled(data, "data", "score only the labelled samples (data.select(data.labelled, "
                    "...))")
     logits = predict_logits(model, data)

@@ -4,13 +4,33 @@ loaders."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar
 
 from .runtime import data_dir
+
+
+Loader = TypeVar("Loader", bound=Callable)
+_LOADED: list = []  # the loaders' caches, for forget_loaded
+
+
+def loaded_once(loader: Loader) -> Loader:
+    """Cache ``loader``'s results for the process (``functools.lru_cache``), so a dataset is
+    read from disk once; :func:`forget_loaded` clears every such cache."""
+    cached = functools.lru_cache(maxsize=None)(loader)
+    _LOADED.append(cached)
+    return cached
+
+
+def forget_loaded() -> None:
+    """Forget the datasets read so far in this process: the next load reads the files again
+    (after replacing a broken file, say)."""
+    for cached in _LOADED:
+        cached.cache_clear()
 
 
 class DatasetNotFoundError(FileNotFoundError):

@@ -17,9 +17,9 @@ from .checkpoint import load_or_train
 from .checks import check_count, check_loss_temperature, check_positive, check_weight
 from .data import Augment, Batch, ImageDataset, check_labelled, check_not_empty
 from .fingerprint import check_outputs_match
-from .losses import distillation_terms, kd_loss
-from .predict import evaluate, freeze, logits_of, memory_format_for, model_batches, model_device
-from .predict import teacher_logits
+from .losses import SoftLoss, distillation_terms, kd_loss
+from .predict import (evaluate, freeze, logits_of, memory_format_for, model_batches, model_device,
+                      teacher_logits)
 from .regularize import apply_max_norm, check_max_norm
 from .runtime import seed_everything
 
@@ -47,6 +47,18 @@ class History:
     def final_accuracy(self) -> float:
         """Test accuracy (%) after the last epoch."""
         return self.rows[-1]["test_acc"]
+
+
+def check_run(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: int,
+              lr: float, batch_size: int) -> None:
+    """Refuse, before any work, settings and data that a training run cannot use."""
+    check_count(epochs, "epochs")
+    check_count(batch_size, "batch_size")
+    check_positive(lr, "lr", "Adam's usual learning rates are 1e-4 to 1e-2")
+    check_not_empty(train, "train")
+    check_not_empty(test, "test")
+    check_labelled(test, "test", "the test set is scored after every epoch: give it its labels")
+    check_trainable(model)
 
 
 def check_trainable(model: nn.Module) -> None:
@@ -133,12 +145,7 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
     device. ``seed`` fixes the shuffling order, augmentation and dropout, so a run is repeatable
     on the CPU.
     """
-    check_count(epochs, "epochs")
-    check_count(batch_size, "batch_size")
-    check_positive(lr, "lr", "Adam's usual learning rates are 1e-4 to 1e-2")
-    check_not_empty(train, "train")
-    check_not_empty(test, "test")
-    check_trainable(model)
+    check_run(model, train, test, epochs=epochs, lr=lr, batch_size=batch_size)
     if max_norm is not None:
         check_max_norm(max_norm)
     torch.manual_seed(seed)
@@ -208,13 +215,13 @@ def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDatas
 def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: ImageDataset, *,
             T: float, alpha: float, epochs: int, lr: float, batch_size: int, seed: int = 0,
             lr_schedule: str = "constant", cached_logits: torch.Tensor | None = None,
-            soft_loss: Callable[..., torch.Tensor] = kd_loss, label: str = "distill",
+            soft_loss: SoftLoss = kd_loss, label: str = "distill",
             progress: bool = True) -> History:
     """Train ``student`` on ``alpha * CE + (1 - alpha) * soft_loss(T)`` against a frozen
     ``teacher``.
 
     ``soft_loss`` defaults to :func:`~kdutils.losses.kd_loss` (see
-    :data:`~kdutils.divergences.SOFT_LOSSES` for others). With ``alpha=0`` the student learns from
+    :data:`~kdutils.losses.SOFT_LOSSES` for others). With ``alpha=0`` the student learns from
     the teacher alone, and ``train`` may hide labels (:meth:`ImageDataset.hide_labels`).
 
     The teacher is put in eval mode with gradients off and its logits are computed once (or taken
@@ -222,6 +229,7 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
     between runs), then looked up by each batch's sample indices. That is why there is no
     ``augment`` here: the logits of a randomly shifted image would differ from the cached ones.
     """
+    check_run(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size)
     check_loss_temperature(T, next(student.parameters()).dtype)
     check_weight(alpha, "alpha")
     if alpha > 0:

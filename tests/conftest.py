@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from kdutils import ImageDataset, cifar, mnist
+from kdutils import ImageDataset
+from kdutils.sources import forget_loaded
 
-LOADER_CACHES = (cifar._cifar_split, cifar._cifar_stats, mnist._mnist_tensors, mnist._mnist_stats)
 
 
 def synthetic_dataset(n: int = 96, classes: int = 3, seed: int = 0) -> ImageDataset:
@@ -35,8 +35,6 @@ def isolated_cache(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def fresh_loader_caches():
     """Every test reads dataset files anew: the loaders keep what they read for the process."""
-    for loader_cache in LOADER_CACHES:
-        loader_cache.cache_clear()
+    forget_loaded()
     yield
-    for loader_cache in LOADER_CACHES:
-        loader_cache.cache_clear()
+    forget_loaded()

@@ -36,12 +36,15 @@ def test_from_tensors_computes_statistics_and_accepts_one_channel_images():
     assert data.mean[0] == pytest.approx(images.double().mean().item() / 255)
     assert kd.from_tensors(images, list(range(10)), name="other name").fingerprint == \
         data.fingerprint
+    images.zero_()  # the dataset keeps its own copy
+    assert data.images.float().std() > 0
 
 
 @pytest.mark.parametrize("images, labels, match", [
     (torch.rand(4, 1, 5, 5), [0, 1, 2, 3], "uint8"),
     (torch.zeros(4, 1, 5, 5, dtype=torch.uint8), [0, 1, 2], "4 integers"),
     (torch.zeros(4, 1, 5, 5, dtype=torch.uint8), [0, 1, 2, -3], ">= 0"),
+    (torch.zeros(4, 1, 5, 5, dtype=torch.uint8), [0, 1, 2, 3], "standard deviation of 0"),
 ])
 def test_from_tensors_refuses_what_it_cannot_use(images, labels, match):
     with pytest.raises(ValueError, match=match):

@@ -7,6 +7,7 @@ from PIL import Image
 
 import kdutils as kd
 from kdutils import cifar as kd_cifar
+from kdutils.sources import forget_loaded
 
 
 def write_jpeg_folder(root, per_class=2):
@@ -36,7 +37,7 @@ def test_jpeg_folder_loads_with_cifar_label_order_and_own_statistics(tmp_path):
 def test_jpeg_folder_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
     write_jpeg_folder(tmp_path)
     first = kd.load_cifar10(root=tmp_path)
-    kd_cifar._cifar_split.cache_clear()
+    forget_loaded()
     monkeypatch.setattr(Image, "open", lambda *args, **kwargs: pytest.fail("decoded twice"))
     again = kd.load_cifar10(root=tmp_path)
     assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
@@ -47,7 +48,7 @@ def test_moving_a_jpeg_to_another_class_folder_decodes_again_with_its_new_label(
     kd.load_cifar10(root=tmp_path)
     train = tmp_path / "cifar10-jpeg" / "train"
     os.replace(train / "cat" / "0000.jpg", train / "dog" / "0002.jpg")  # same size, same mtime
-    kd_cifar._cifar_split.cache_clear()
+    forget_loaded()
     moved = kd.load_cifar10(root=tmp_path)
     cat, dog = kd.CIFAR10_CLASSES.index("cat"), kd.CIFAR10_CLASSES.index("dog")
     assert moved.labels.tolist().count(cat) == 1 and moved.labels.tolist().count(dog) == 3
@@ -60,7 +61,7 @@ def test_a_corrupted_decode_cache_is_reported_and_rebuilt(tmp_path):
     first = kd.load_cifar10(root=tmp_path)
     [cached] = kd.cache_dir().glob("cifar10-jpeg-train-*.pt")
     cached.write_bytes(b"truncated")
-    kd_cifar._cifar_split.cache_clear()
+    forget_loaded()
     with pytest.warns(UserWarning, match="unreadable"):
         again = kd.load_cifar10(root=tmp_path)
     assert torch.equal(first.images, again.images)

@@ -137,3 +137,13 @@ def test_symmetric_kl_with_a_masked_teacher_class_is_infinite_not_nan():
 def test_too_large_temperature_is_refused(loss):
     with pytest.raises(ValueError, match="float64"):
         loss(torch.zeros(2, 3), torch.ones(2, 3), 1e5)
+
+
+@pytest.mark.parametrize("loss", [kd.symmetric_kl_loss, kd.js_divergence_loss])
+def test_divergences_of_nearly_equal_logits_are_never_negative(loss):
+    generator = torch.Generator().manual_seed(2)
+    teacher = torch.randn(64, 10, generator=generator) * 8
+    student = (teacher + 1e-4 * torch.randn(64, 10, generator=generator)).requires_grad_()
+    value = loss(student, teacher, 1.0)
+    value.backward()
+    assert value.item() >= 0 and torch.isfinite(student.grad).all()

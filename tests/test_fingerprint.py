@@ -1,4 +1,6 @@
 """Caches and teacher outputs are tied to the exact data they were made from, never to a name."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -96,3 +98,9 @@ def test_distill_hint_refuses_features_of_other_data(make_dataset):
         kd.distill_hint(kd.light_nn(), wrong, data, data, hint_loss=kd.cosine_hint_loss,
                         hint_weight=0.25, ce_weight=0.75, epochs=1, lr=1e-3, batch_size=8,
                         progress=False)
+
+
+def test_a_dataset_changed_with_dataclasses_replace_gets_its_own_fingerprint(tiny_data):
+    part = tiny_data.select(torch.arange(10), "")
+    relabelled_part = dataclasses.replace(part, labels=torch.zeros(10, dtype=torch.long))
+    assert relabelled_part.fingerprint != part.fingerprint

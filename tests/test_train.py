@@ -88,15 +88,17 @@ def run_every_loop(device: torch.device | str, data: kd.ImageDataset,
                                        small_mlp().to(device))
     images = hint_data()
     conv_teacher, conv_student = kd.deep_nn().to(device), kd.light_nn().to(device)
+    regressor = kd.hint_regressor()  # on the CPU: distill_hint moves it to the student's device
     with while_training():
         kd.fit(student, data, data, epochs=2, lr=0.01, batch_size=16, augment=kd.RandomShift(1),
                max_norm=3.0, progress=False)
         kd.distill(other_student, teacher, data, data, T=2.0, alpha=0.5, epochs=2, lr=0.01,
                    batch_size=16, progress=False)
         outputs = kd.teacher_features(conv_teacher, images, pooled_size=1024)
-        kd.distill_hint(conv_student, outputs["pooled"], images, images,
-                        hint_loss=kd.cosine_hint_loss, hint_weight=0.25, ce_weight=0.75,
-                        epochs=1, lr=1e-3, batch_size=8, progress=False)
+        kd.distill_hint(conv_student, outputs["feature_map"], images, images,
+                        hint_loss=kd.mse_hint_loss, hint_weight=0.25, ce_weight=0.75,
+                        regressor=regressor, epochs=1, lr=1e-3, batch_size=8,
+                        progress=False)
 
 
 def test_loops_create_no_tensor_on_a_device_they_did_not_choose(tiny_data):
@@ -209,3 +211,19 @@ def test_fit_and_distill_equal_a_plain_pytorch_loop_bit_for_bit(tiny_data, cosin
         plain_pytorch_loop(reference, tiny_data, cosine=cosine, loss_of=loss_of, **settings)
         for key, value in ours.state_dict().items():
             assert torch.equal(value, reference.state_dict()[key]), (name, key)
+
+
+def test_distill_refuses_bad_settings_before_touching_the_teacher(tiny_data):
+    teacher = small_mlp()
+    for bad in ({"epochs": 0}, {"lr": -1.0}, {"batch_size": 0}):
+        settings = {"epochs": 1, "lr": 0.01, "batch_size": 16, **bad}
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            kd.distill(small_mlp(), teacher, tiny_data, tiny_data, T=2.0, alpha=0.5,
+                       progress=False, **settings)
+    assert teacher.training and all(p.requires_grad for p in teacher.parameters())
+
+
+def test_teacher_outputs_of_an_empty_dataset_are_refused(tiny_data):
+    empty = tiny_data.select(torch.tensor([], dtype=torch.long), " (empty)")
+    with pytest.raises(ValueError, match="data is empty"):
+        kd.teacher_logits(small_mlp(), empty)
