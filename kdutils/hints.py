@@ -20,12 +20,12 @@ from .train import History, check_run, train_loop
 HintLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def check_hint_shapes(student_features: torch.Tensor, target_features: torch.Tensor) -> None:
+def check_hint_shapes(student_features: torch.Tensor, teacher_features: torch.Tensor) -> None:
     """Raise ``ValueError`` unless a hint loss can compare the two feature tensors as they are."""
-    if student_features.shape != target_features.shape:
+    if student_features.shape != teacher_features.shape:
         raise ValueError(
-            f"student_features {tuple(student_features.shape)} and target_features "
-            f"{tuple(target_features.shape)} must have the same shape for a hint loss: pool the "
+            f"student_features {tuple(student_features.shape)} and teacher_features "
+            f"{tuple(teacher_features.shape)} must have the same shape for a hint loss: pool the "
             "teacher's features down to the student's size (kdutils.pool_features, as the "
             "cosine hint does) or map the student's features to the teacher's with a trainable "
             "regressor (kdutils.hint_regressor)")
@@ -42,22 +42,22 @@ def pool_features(features: torch.Tensor, size: int) -> torch.Tensor:
     return F.avg_pool1d(flat.unsqueeze(1), flat.shape[1] // size).squeeze(1)
 
 
-def cosine_hint_loss(student_features: torch.Tensor, target_features: torch.Tensor
+def cosine_hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor
                      ) -> torch.Tensor:
     """Mean of ``1 - cos(student, teacher)`` over the batch, on flattened features.
 
     Equal to ``nn.CosineEmbeddingLoss()`` with a target of ones, as in the tutorial; the teacher's
     features are constants.
     """
-    student_flat, target_flat = student_features.flatten(1), target_features.detach().flatten(1)
-    check_hint_shapes(student_flat, target_flat)
-    return (1 - F.cosine_similarity(student_flat, target_flat, dim=1)).mean()
+    student_flat, teacher_flat = student_features.flatten(1), teacher_features.detach().flatten(1)
+    check_hint_shapes(student_flat, teacher_flat)
+    return (1 - F.cosine_similarity(student_flat, teacher_flat, dim=1)).mean()
 
 
-def mse_hint_loss(student_features: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
+def mse_hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
     """Mean squared error between feature maps (FitNets' hint loss); the teacher's are constants."""
-    check_hint_shapes(student_features, target_features)
-    return F.mse_loss(student_features, target_features.detach())
+    check_hint_shapes(student_features, teacher_features)
+    return F.mse_loss(student_features, teacher_features.detach())
 
 
 def hint_regressor(student_channels: int = 16, teacher_channels: int = 32) -> nn.Conv2d:
