@@ -55,6 +55,15 @@ def non_negative(divergence: torch.Tensor) -> torch.Tensor:
     return divergence + (-divergence).clamp(min=0).detach()
 
 
+def _log_probs(student_logits: torch.Tensor, target_logits: torch.Tensor, T: float
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked inputs as log-probabilities at temperature ``T``: ``(student, target)``."""
+    check_loss_temperature(T, student_logits.dtype)
+    check_logits(student_logits, target_logits)
+    return (F.log_softmax(student_logits / T, dim=1),
+            F.log_softmax(target_logits.detach() / T, dim=1))
+
+
 def kd_loss(student_logits: torch.Tensor, target_logits: torch.Tensor, T: float) -> torch.Tensor:
     """Hinton's soft-target loss: ``KL(p_teacher^T || p_student^T)``, batch mean, times ``T**2``.
 
@@ -63,11 +72,9 @@ def kd_loss(student_logits: torch.Tensor, target_logits: torch.Tensor, T: float)
     of ``-inf`` (a masked class) contributes nothing. ``T`` above
     :data:`~kdutils.checks.MAX_LOSS_TEMPERATURE` for the logits' dtype is refused.
     """
-    check_loss_temperature(T, student_logits.dtype)
-    check_logits(student_logits, target_logits)
-    log_p_student = F.log_softmax(student_logits / T, dim=1)
-    log_p_target = finite_log_probs(F.log_softmax(target_logits.detach() / T, dim=1))
-    kl = F.kl_div(log_p_student, log_p_target, reduction="batchmean", log_target=True)
+    log_p_student, log_p_target = _log_probs(student_logits, target_logits, T)
+    kl = F.kl_div(log_p_student, finite_log_probs(log_p_target), reduction="batchmean",
+                  log_target=True)
     return non_negative(kl) * T**2
 
 
@@ -94,15 +101,6 @@ def distillation_loss(student_logits: torch.Tensor, target_logits: torch.Tensor,
                       labels: torch.Tensor, T: float, alpha: float) -> torch.Tensor:
     """``alpha * CE(student, labels) + (1 - alpha) * kd_loss(student, teacher, T)``."""
     return sum(distillation_terms(student_logits, target_logits, labels, T, alpha).values())
-
-
-def _log_probs(student_logits: torch.Tensor, target_logits: torch.Tensor, T: float
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Checked inputs as log-probabilities at temperature ``T``: ``(student, teacher)``."""
-    check_loss_temperature(T, student_logits.dtype)
-    check_logits(student_logits, target_logits)
-    return (F.log_softmax(student_logits / T, dim=1),
-            F.log_softmax(target_logits.detach() / T, dim=1))
 
 
 def _kl_rows(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
