@@ -25,6 +25,9 @@ from .losses import (SOFT_LOSSES, distillation_loss, distillation_terms, js_dive
 from .regularize import RandomShift, apply_max_norm
 from .train import History, cached_fit, distill, fit, train_loop
 
+# Several runs at once (one per seed or setting)
+from .parallel import WorkerError, run_parallel, why_sequential
+
 # Inference and teacher outputs
 from .fingerprint import select_rows
 from .predict import count_errors, evaluate, predict_logits, teacher_logits
@@ -58,6 +61,8 @@ __all__ = [
     "soft_cross_entropy", "softmax_with_temperature", "symmetric_kl_loss",
     # training
     "RandomShift", "apply_max_norm", "History", "cached_fit", "distill", "fit", "train_loop",
+    # several runs at once
+    "WorkerError", "run_parallel", "why_sequential",
     # inference and teacher outputs
     "select_rows", "count_errors", "evaluate", "predict_logits", "teacher_logits",
     # feature distillation

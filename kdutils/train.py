@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
-from tqdm.auto import tqdm
 
 from .checkpoint import load_or_train
 from .checks import check_count, check_loss_temperature, check_positive, check_weight
 from .data import Augment, Batch, ImageDataset, check_labelled, check_not_empty
 from .fingerprint import check_outputs_match
 from .losses import SoftLoss, distillation_terms, kd_loss
+from .progress import progress_bar
 from .predict import (evaluate, freeze, logits_of, memory_format_for, model_batches, model_device,
                       teacher_logits)
 from .regularize import apply_max_norm, check_max_norm
@@ -107,7 +107,7 @@ class _Step:
 
 def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms, step: _Step,
                  batch_size: int, order: torch.Generator, augment: Augment | None,
-                 bar: tqdm) -> dict[str, float]:
+                 bar: Any) -> dict[str, float]:
     """One pass over ``train`` in shuffled batches; returns the epoch's term means and accuracy."""
     model.train()
     recorded: list[dict[str, torch.Tensor]] = []
@@ -157,7 +157,7 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
     scheduler = learning_rate_scheduler(optimizer, lr_schedule, epochs * steps)
     step = _Step(optimizer, scheduler, max_norm)
     history = History(label)
-    with tqdm(total=epochs * steps, desc=label, disable=not progress, mininterval=0.5) as bar:
+    with progress_bar(epochs * steps, label, progress) as bar:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             row = {"epoch": epoch, **_train_epoch(model, train, loss_terms, step, batch_size,
@@ -185,6 +185,12 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: in
                       label=label, progress=progress)
 
 
+def torch_release() -> str:
+    """PyTorch's ``major.minor``: a patch release fixes bugs without changing kernels' results, so
+    a teacher trained under 2.14.0 is reused under 2.14.1 (and a teacher pack moves between them)."""
+    return ".".join(torch.__version__.split("+")[0].split(".")[:2])
+
+
 def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDataset,
                test: ImageDataset, *, epochs: int, lr: float, batch_size: int,
                seed: int = 0, lr_schedule: str = "constant", augment: Augment | None = None,
@@ -194,7 +200,8 @@ def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDatas
 
     The cache key holds everything that determines the result: architecture, the data (their
     :attr:`~kdutils.data.ImageDataset.fingerprint`, never their names), epochs, learning rate,
-    batch size, seed, schedule, augmentation and constraint.
+    batch size, seed, schedule, augmentation and constraint, and PyTorch's release (see
+    :func:`torch_release`).
     """
     seed_everything(seed)
     model = make_model()
@@ -202,7 +209,7 @@ def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDatas
     key = {"architecture": repr(model), "train": train.fingerprint, "test": test.fingerprint,
            "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
            **{name: repr(value) for name, value in options.items()},
-           "torch": torch.__version__.split("+")[0]}
+           "torch": torch_release()}
 
     def train_rows(m: nn.Module) -> list[dict[str, float]]:
         return fit(m, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
