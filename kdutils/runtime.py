@@ -13,9 +13,21 @@ QUICK_ENV = "KD_QUICK"
 DATA_ENV = "KD_DATA_DIR"
 
 
-def quick_mode() -> bool:
-    """True when the environment variable ``KD_QUICK`` is set to 1/true/yes (CI and smoke runs)."""
-    return os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes"}
+def quick_mode(default: bool = False) -> bool:
+    """Quick mode (small data, few epochs) or full mode, for a notebook's first cell.
+
+    ``$KD_QUICK`` wins when set: 1/true/yes for quick, 0/false/no for full (CI sets it). Else
+    ``default``, which a student flips in the notebook: ``QUICK = kd.quick_mode(default=True)``.
+    """
+    value = os.environ.get(QUICK_ENV, "").strip().lower()
+    if value in {"1", "true", "yes"}:
+        return True
+    if value in {"0", "false", "no"}:
+        return False
+    if value:
+        raise ValueError(f"{QUICK_ENV} must be 1/true/yes (quick) or 0/false/no (full), got "
+                         f"{value!r}; unset it to use the notebook's default")
+    return default
 
 
 def data_dir() -> Path:

@@ -41,10 +41,20 @@ def test_data_dir_follows_environment(tmp_path, monkeypatch):
     assert data_dir() == Path(kd.__file__).resolve().parent.parent / "data"
 
 
-@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("0", False), ("", False)])
-def test_quick_mode_switch(monkeypatch, value, expected):
+@pytest.mark.parametrize("value, default, expected", [
+    ("1", False, True), ("true", False, True), ("yes", True, True),  # the environment wins
+    ("0", True, False), ("no", True, False),
+    ("", False, False), ("", True, True),  # unset: the notebook's switch decides
+])
+def test_quick_mode_switch(monkeypatch, value, default, expected):
     monkeypatch.setenv("KD_QUICK", value)
-    assert kd.quick_mode() is expected
+    assert kd.quick_mode(default=default) is expected
+
+
+def test_quick_mode_refuses_a_value_it_cannot_read(monkeypatch):
+    monkeypatch.setenv("KD_QUICK", "fast")
+    with pytest.raises(ValueError, match="KD_QUICK must be 1/true/yes"):
+        kd.quick_mode()
 
 
 def test_shuffled_batches_cover_every_sample_once(tiny_data):

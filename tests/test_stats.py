@@ -16,22 +16,37 @@ def test_format_mean_std():
     assert stats.format_mean_std([1.0, 2.0, 3.0]) == "2.00 ± 1.00 (n=3)"
 
 
-def test_gap_within_and_beyond_noise():
-    noisy = stats.gap([1.0, 2.0, 3.0], [1.5, 2.5, 3.5])
-    assert noisy.difference == pytest.approx(-0.5) and not noisy.exceeds_noise
-    clear = stats.gap([10.0, 10.1, 9.9], [9.0, 9.1, 8.9])
-    assert clear.standard_error == pytest.approx((0.01 / 3 * 2) ** 0.5)
-    assert clear.exceeds_noise and "exceeds the noise" in str(clear)
+T_975_DF2 = 4.302652729911275  # Student's t, 97.5% point, 2 degrees of freedom (tables)
 
 
-def test_paired_gap_uses_per_seed_differences():
-    result = stats.paired_gap([71.0, 73.0, 75.0], [70.0, 72.0, 73.0])
+def test_paired_gap_is_a_paired_t_interval_with_n_minus_1_degrees_of_freedom():
+    result = stats.paired_gap([71.0, 73.0, 75.0], [70.0, 72.0, 73.0])  # differences 1, 1, 2
+    error = math.sqrt(1 / 3) / math.sqrt(3)
     assert result.difference == pytest.approx(4 / 3)
-    assert result.standard_error == pytest.approx(math.sqrt(1 / 3) / math.sqrt(3))
-    assert result.exceeds_noise
-    assert not stats.gap([71.0, 73.0, 75.0], [70.0, 72.0, 73.0]).exceeds_noise
+    assert result.standard_error == pytest.approx(error)
+    assert (result.low, result.high) == pytest.approx((4 / 3 - T_975_DF2 * error,
+                                                       4 / 3 + T_975_DF2 * error))
+    assert not result.exceeds_noise  # twice the standard error would have called it real
+    assert abs(result.difference) > 2 * result.standard_error
+    assert str(result) == "+1.33 [-0.10, +2.77] (95% CI, paired, n=3), unresolved (the interval includes 0)"
     with pytest.raises(ValueError, match="pair up"):
         stats.paired_gap([1.0], [1.0, 2.0])
+
+
+def test_pairing_by_seed_resolves_what_independent_samples_cannot():
+    alone, distilled = [69.0, 70.0, 71.0], [69.5, 70.6, 71.4]  # seed noise shared by both
+    assert stats.paired_gap(distilled, alone).exceeds_noise
+    assert not stats.gap(distilled, alone).exceeds_noise
+
+
+def test_gap_is_welchs_interval():
+    clear = stats.gap([10.0, 10.1, 9.9], [9.0, 9.1, 8.9])
+    error = (0.01 / 3 * 2) ** 0.5
+    assert clear.standard_error == pytest.approx(error)
+    # equal variances and sizes: Welch's degrees of freedom are 2(n - 1) = 4
+    assert clear.high - clear.difference == pytest.approx(2.7764451051977987 * error)
+    assert clear.exceeds_noise and "excludes 0" in str(clear) and "Welch, n=3 and 3" in str(clear)
+    assert clear.p_value < 0.05
 
 
 @pytest.mark.parametrize("a, b, reason", [
@@ -41,7 +56,7 @@ def test_paired_gap_uses_per_seed_differences():
 ])
 def test_gap_that_cannot_be_judged_says_so(a, b, reason):
     result = stats.gap(a, b)
-    assert not result.exceeds_noise
+    assert not result.exceeds_noise and math.isnan(result.low)
     assert "cannot be judged" in str(result) and reason in str(result)
 
 
