@@ -28,6 +28,10 @@ from .train import History, cached_fit, distill, fit, train_loop
 # Several runs at once (one per seed or setting)
 from .parallel import WorkerError, run_parallel, why_sequential
 
+# Relation-based, online and self distillation
+from .online import Cohort, ensemble_accuracy, mutual_learning
+from .relations import rkd_angle_loss, rkd_distance_loss
+
 # Inference and teacher outputs
 from .fingerprint import select_rows
 from .predict import count_errors, evaluate, predict_logits, teacher_logits
@@ -63,6 +67,8 @@ __all__ = [
     "RandomShift", "apply_max_norm", "History", "cached_fit", "distill", "fit", "train_loop",
     # several runs at once
     "WorkerError", "run_parallel", "why_sequential",
+    # relation-based, online and self distillation
+    "Cohort", "ensemble_accuracy", "mutual_learning", "rkd_angle_loss", "rkd_distance_loss",
     # inference and teacher outputs
     "select_rows", "count_errors", "evaluate", "predict_logits", "teacher_logits",
     # feature distillation

@@ -128,6 +128,14 @@ def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms, s
     return row
 
 
+def test_scores(model: nn.Module, test: ImageDataset) -> dict[str, float]:
+    """``{"test_acc": accuracy}``, or the model's own ``test_scores(test)`` when it has one (a
+    :class:`~kdutils.online.Cohort` reports each member)."""
+    if hasattr(model, "test_scores"):
+        return model.test_scores(test)
+    return {"test_acc": evaluate(model, test)}
+
+
 def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_terms: LossTerms, *,
                epochs: int, lr: float, batch_size: int, seed: int, label: str,
                lr_schedule: str = "constant", augment: Augment | None = None,
@@ -162,7 +170,7 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
             start = time.perf_counter()
             row = {"epoch": epoch, **_train_epoch(model, train, loss_terms, step, batch_size,
                                                   order, augment, bar)}
-            row["test_acc"] = evaluate(model, test)
+            row.update(test_scores(model, test))
             row["seconds"] = time.perf_counter() - start
             history.rows.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", test_acc=f"{row['test_acc']:.2f}%")

@@ -94,6 +94,21 @@ def test_distill_hint_trains_the_regressor_and_looks_targets_up_by_index():
                         progress=False)
 
 
+def test_fitnets_stage_one_trains_the_layers_up_to_the_guided_one_and_leaves_the_rest():
+    data = tiny_images()
+    kd.seed_everything(0)
+    teacher = kd.deep_nn()
+    targets = kd.teacher_features(teacher, data, pooled_size=1024)["feature_map"]
+    student = kd.light_nn()
+    features, classifier = ([p.clone() for p in part.parameters()]
+                            for part in (student.features, student.classifier))
+    kd.distill_hint(student, targets, data, data, hint_loss=kd.mse_hint_loss, hint_weight=1.0,
+                    ce_weight=0.0, regressor=kd.hint_regressor(), epochs=1, lr=1e-3,
+                    batch_size=8, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(classifier, student.classifier.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(features, student.features.parameters()))
+
+
 def test_distill_hint_refuses_mismatched_features_before_updating_the_student():
     data = tiny_images()
     student = kd.light_nn()
