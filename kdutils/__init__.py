@@ -43,9 +43,13 @@ from .hints import (cosine_hint_loss, distill_hint, hint_regressor, mse_hint_los
 # Semi-supervised distillation (SSLD)
 from .semi import labelled_split, teacher_logits_batch_stats, top_k_per_class
 
+# Exercises: check cells that say whether an answer is right
+from .exercises import answer_digest, check_answer
+
 # Analysis: statistics over seeds, class-bias calibration, plots
 from .calibration import bias_for_count, shift_class_bias
-from .plots import plot_comparison, plot_histories, plot_image_grid, plot_soft_targets
+from .plots import (plot_comparison, plot_histories, plot_history_bands, plot_image_grid,
+                    plot_soft_targets)
 from .stats import format_mean_std, gap, mean_std, paired_gap
 
 # Plumbing: the checkpoint cache
@@ -76,9 +80,12 @@ __all__ = [
     "teacher_features",
     # semi-supervised distillation
     "labelled_split", "teacher_logits_batch_stats", "top_k_per_class",
+    # exercises
+    "answer_digest", "check_answer",
     # analysis
     "bias_for_count", "shift_class_bias", "plot_comparison", "plot_histories",
-    "plot_image_grid", "plot_soft_targets", "format_mean_std", "gap", "mean_std", "paired_gap",
+    "plot_history_bands", "plot_image_grid", "plot_soft_targets", "format_mean_std", "gap",
+    "mean_std", "paired_gap",
     # plumbing
     "cache_dir",
 ]

@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .stats import mean_std
+from .stats import mean_interval
 from .train import History
 
 
@@ -29,23 +29,44 @@ def plot_histories(histories: Sequence[History], keys: Sequence[str] = ("loss", 
 
 def plot_comparison(results: Mapping[str, Sequence[float]], ylabel: str = "test accuracy (%)",
                     title: str = "", reference: Mapping[str, float] | None = None) -> plt.Figure:
-    """Bars of the mean over seeds with ± std error bars, seeds as dots, optional reference marks."""
+    """Each setting's seeds as dots and their mean with its 95% t-interval (a dot plot: no bar
+    from a truncated axis); optional published values as red marks."""
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(results)), 4))
     for i, (label, values) in enumerate(results.items()):
-        mean, std = mean_std(values)
-        ax.bar(i, mean, yerr=std, capsize=6, color="tab:blue", alpha=0.6)
-        ax.plot([i] * len(values), values, "k.", ms=5)
+        mean, low, high = mean_interval(values)
+        ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]], fmt="o", color="tab:blue",
+                    ms=8, capsize=6, label="mean, 95% interval" if i == 0 else None)
+        ax.plot([i + 0.12] * len(values), values, "k.", ms=5,
+                label="one seed" if i == 0 else None)
         if reference and label in reference:
             ax.plot(i, reference[label], "r_", ms=30, mew=2,
-                    label="published" if i == 0 or not ax.get_legend_handles_labels()[0] else None)
-    low = min(min(v) for v in results.values())
-    high = max(max(v) for v in results.values())
-    ax.set_ylim(low - 1.5 * (high - low + 0.2), high + 0.5 * (high - low + 0.2))
+                    label="published" if "published" not in ax.get_legend_handles_labels()[1]
+                    else None)
     ax.set_xticks(range(len(results)), list(results), rotation=20, ha="right")
+    ax.set_xlim(-0.5, len(results) - 0.5)
     ax.set(ylabel=ylabel, title=title)
-    if reference:
-        ax.legend()
+    ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history_bands(groups: Mapping[str, Sequence[History]], keys: Sequence[str] = ("test_acc",),
+                       title: str = "") -> plt.Figure:
+    """One panel per key; per group of runs (a setting over its seeds), the mean by epoch with a
+    band from the lowest to the highest seed."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for label, histories in groups.items():
+            values = torch.tensor([h.column(key) for h in histories])
+            epochs = histories[0].column("epoch")
+            line, = ax.plot(epochs, values.mean(0), marker=".", label=f"{label} (n={len(values)})")
+            ax.fill_between(epochs, values.min(0).values, values.max(0).values,
+                            color=line.get_color(), alpha=0.2)
+        ax.set(xlabel="epoch", ylabel=key)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 

@@ -23,6 +23,15 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """The mean and its t-interval ``(mean, low, high)``; a single value is its own interval."""
+    mean, std = mean_std(values)
+    if len(values) < 2 or std == 0:
+        return mean, mean, mean
+    half = scipy_stats.t.ppf((1 + confidence) / 2, len(values) - 1) * std / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
 def format_mean_std(values: Sequence[float]) -> str:
     """``"91.65 ± 0.27 (n=3)"``."""
     mean, std = mean_std(values)

@@ -3,6 +3,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import kdutils as kd  # noqa: E402
@@ -15,4 +16,28 @@ def test_image_grid_has_one_titled_row_per_group():
     assert [fig.axes[0].get_ylabel(), fig.axes[3].get_ylabel()] == ["cat", "dog"]
     shown = fig.axes[4].images[0].get_array()
     assert shown.shape == (8, 8, 3) and (shown == images[1, 1].permute(1, 2, 0).numpy()).all()
+    plt.close(fig)
+
+
+def test_comparison_is_a_dot_plot_with_each_mean_and_its_t_interval():
+    fig = kd.plot_comparison({"alone": [90.0, 91.0, 92.0], "KD": [93.0, 93.0, 93.0]},
+                             reference={"alone": 89.0})
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    assert low < 89.0 and high > 93.0  # every reference mark and interval is on the axis
+    assert not ax.patches  # no bars
+    mean, lower, upper = kd.stats.mean_interval([90.0, 91.0, 92.0])
+    assert (mean, upper - mean) == pytest.approx((91.0, 4.302652729911275 / 3**0.5))
+    plt.close(fig)
+
+
+def test_history_bands_draw_one_mean_line_per_setting():
+    runs = []
+    for shift in (0.0, 1.0, 2.0):
+        history = kd.History("run")
+        history.rows = [{"epoch": e, "test_acc": 80 + e + shift} for e in (1, 2, 3)]
+        runs.append(history)
+    fig = kd.plot_history_bands({"alone": runs}, keys=("test_acc",))
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_ydata()) == pytest.approx([82.0, 83.0, 84.0])
     plt.close(fig)
