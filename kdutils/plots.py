@@ -1,7 +1,7 @@
 """The course's figures."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -10,21 +10,30 @@ from .stats import mean_interval
 from .train import History
 
 
-def plot_histories(histories: Sequence[History], keys: Sequence[str] = ("loss", "test_acc"),
-                   title: str = "") -> plt.Figure:
-    """One panel per key (e.g. training loss, test accuracy) with one line per run, by epoch."""
+def _epoch_panels(keys: Sequence[str], title: str,
+                  draw: Callable[[plt.Axes, str], None]) -> plt.Figure:
+    """One panel per key, epochs on the x axis; ``draw(ax, key)`` fills each panel."""
     fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        for history in histories:
-            if key in history.rows[0]:
-                ax.plot(history.column("epoch"), history.column(key), marker=".",
-                        label=history.label)
+        draw(ax, key)
         ax.set(xlabel="epoch", ylabel=key)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_histories(histories: Sequence[History], keys: Sequence[str] = ("loss", "test_acc"),
+                   title: str = "") -> plt.Figure:
+    """One panel per key (e.g. training loss, test accuracy) with one line per run, by epoch."""
+    def draw(ax: plt.Axes, key: str) -> None:
+        for history in histories:
+            if key in history.rows[0]:
+                ax.plot(history.column("epoch"), history.column(key), marker=".",
+                        label=history.label)
+
+    return _epoch_panels(keys, title, draw)
 
 
 def plot_comparison(results: Mapping[str, Sequence[float]], ylabel: str = "test accuracy (%)",
@@ -55,20 +64,15 @@ def plot_history_bands(groups: Mapping[str, Sequence[History]], keys: Sequence[s
                        title: str = "") -> plt.Figure:
     """One panel per key; per group of runs (a setting over its seeds), the mean by epoch with a
     band from the lowest to the highest seed."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.6), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    def draw(ax: plt.Axes, key: str) -> None:
         for label, histories in groups.items():
             values = torch.tensor([h.column(key) for h in histories])
             epochs = histories[0].column("epoch")
             line, = ax.plot(epochs, values.mean(0), marker=".", label=f"{label} (n={len(values)})")
             ax.fill_between(epochs, values.min(0).values, values.max(0).values,
                             color=line.get_color(), alpha=0.2)
-        ax.set(xlabel="epoch", ylabel=key)
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+
+    return _epoch_panels(keys, title, draw)
 
 
 def plot_soft_targets(images: torch.Tensor, probabilities: Mapping[float, torch.Tensor],
