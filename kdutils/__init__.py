@@ -48,7 +48,8 @@ from .exercises import answer_digest, check_answer
 
 # Analysis: statistics over seeds, class-bias calibration, plots
 from .calibration import bias_for_count, shift_class_bias
-from .plots import (plot_comparison, plot_histories, plot_history_bands, plot_image_grid,
+from .plots import (plot_comparison, plot_forest, plot_histories, plot_history_bands,
+                    plot_image_grid,
                     plot_soft_targets)
 from .stats import format_mean_std, gap, mean_std, paired_gap
 
@@ -84,7 +85,7 @@ __all__ = [
     "answer_digest", "check_answer",
     # analysis
     "bias_for_count", "shift_class_bias", "plot_comparison", "plot_histories",
-    "plot_history_bands", "plot_image_grid", "plot_soft_targets", "format_mean_std", "gap",
+    "plot_forest", "plot_history_bands", "plot_image_grid", "plot_soft_targets", "format_mean_std", "gap",
     "mean_std", "paired_gap",
     # plumbing
     "cache_dir",

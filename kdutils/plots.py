@@ -6,7 +6,7 @@ from typing import Callable, Mapping, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .stats import mean_interval
+from .stats import Gap, mean_interval
 from .train import History
 
 
@@ -73,6 +73,33 @@ def plot_history_bands(groups: Mapping[str, Sequence[History]], keys: Sequence[s
                             color=line.get_color(), alpha=0.2)
 
     return _epoch_panels(keys, title, draw)
+
+
+def plot_forest(gaps: Mapping[str, Gap], published: Mapping[str, str] | None = None,
+                xlabel: str = "gain over the student alone (points)", title: str = ""
+                ) -> plt.Figure:
+    """One row per comparison: its difference with the 95% interval, a line at 0, and the
+    published effect as text on the right (papers measure on other data, so not on the axis)."""
+    labels = list(gaps)
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(labels) + 1.4))
+    for row, label in enumerate(labels):
+        gap = gaps[label]
+        y = len(labels) - 1 - row
+        if gap.unjudgeable is None:
+            ax.errorbar(gap.difference, y, xerr=[[gap.difference - gap.low],
+                                                 [gap.high - gap.difference]],
+                        fmt="o", color="tab:blue" if gap.exceeds_noise else "tab:gray", capsize=4)
+        else:
+            ax.plot(gap.difference, y, "x", color="tab:red")
+        if published and label in published:
+            ax.annotate(published[label], (1.02, y), xycoords=("axes fraction", "data"),
+                        va="center", fontsize=8)
+    ax.axvline(0, color="k", lw=1)
+    ax.set_yticks(range(len(labels)), labels[::-1])
+    ax.set(xlabel=xlabel, title=title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 def plot_soft_targets(images: torch.Tensor, probabilities: Mapping[float, torch.Tensor],

@@ -41,3 +41,15 @@ def test_history_bands_draw_one_mean_line_per_setting():
     (line,) = fig.axes[0].get_lines()
     assert list(line.get_ydata()) == pytest.approx([82.0, 83.0, 84.0])
     plt.close(fig)
+
+
+def test_forest_plot_puts_each_interval_on_its_row_with_zero_marked():
+    gaps = {"KD": kd.paired_gap([92.0, 93.0, 94.0], [90.0, 90.5, 91.5]),
+            "one seed": kd.paired_gap([92.0], [90.0])}
+    fig = kd.plot_forest(gaps, published={"KD": "+0.8 (CIFAR-100)"})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["one seed", "KD"]
+    assert any(t.get_text() == "+0.8 (CIFAR-100)" for t in ax.texts)
+    low, high = ax.get_xlim()
+    assert low < gaps["KD"].low and high > gaps["KD"].high
+    plt.close(fig)
