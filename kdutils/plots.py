@@ -81,7 +81,7 @@ def plot_forest(gaps: Mapping[str, Gap], published: Mapping[str, str] | None = N
     """One row per comparison: its difference with the 95% interval, a line at 0, and the
     published effect as text on the right (papers measure on other data, so not on the axis)."""
     labels = list(gaps)
-    fig, ax = plt.subplots(figsize=(9, 0.55 * len(labels) + 1.4))
+    fig, ax = plt.subplots(figsize=(12, 0.55 * len(labels) + 1.4))
     for row, label in enumerate(labels):
         gap = gaps[label]
         y = len(labels) - 1 - row
@@ -92,13 +92,17 @@ def plot_forest(gaps: Mapping[str, Gap], published: Mapping[str, str] | None = N
         else:
             ax.plot(gap.difference, y, "x", color="tab:red")
         if published and label in published:
-            ax.annotate(published[label], (1.02, y), xycoords=("axes fraction", "data"),
-                        va="center", fontsize=8)
+            note = ax.annotate(published[label], (1.02, y), xycoords=("axes fraction", "data"),
+                               va="center", fontsize=8)
+            note.set_in_layout(False)  # the notes get the right-hand part of the figure
+    if published:
+        ax.annotate("published, on the paper's data", (1.02, 1.0), xycoords="axes fraction",
+                    va="bottom", fontsize=8, weight="bold").set_in_layout(False)
     ax.axvline(0, color="k", lw=1)
     ax.set_yticks(range(len(labels)), labels[::-1])
-    ax.set(xlabel=xlabel, title=title)
+    ax.set(xlabel=f"{xlabel}; blue: the 95% interval excludes 0, gray: unresolved", title=title)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.66 if published else 1, 1))
     return fig
 
 
