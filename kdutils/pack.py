@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from .checkpoint import cache_dir, checkpoint_path
-from .train import torch_release
+from .runtime import torch_release
 
 MANIFEST = "manifest.json"
 FORMAT = 1

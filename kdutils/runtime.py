@@ -1,4 +1,5 @@
-"""Seeding, device choice, project paths and the quick-mode switch read by every notebook."""
+"""Seeding, device choice, project paths, the quick-mode switch read by every notebook, and the
+PyTorch release that checkpoints are keyed on."""
 from __future__ import annotations
 
 import os
@@ -58,3 +59,10 @@ def pick_device() -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def torch_release() -> str:
+    """PyTorch's ``major.minor``, the release checkpoints are keyed on: patch releases are taken to
+    keep results, so a teacher trained under 2.14.0 is reused under 2.14.1 (and a teacher pack
+    moves between them)."""
+    return ".".join(torch.__version__.split("+")[0].split(".")[:2])

@@ -28,8 +28,9 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
     mean, std = mean_std(values)
     if len(values) < 2 or std == 0:
         return mean, mean, mean
-    half = scipy_stats.t.ppf((1 + confidence) / 2, len(values) - 1) * std / math.sqrt(len(values))
-    return mean, mean - half, mean + half
+    low, high = scipy_stats.t.interval(confidence, len(values) - 1, loc=mean,
+                                       scale=std / math.sqrt(len(values)))
+    return mean, float(low), float(high)
 
 
 def format_mean_std(values: Sequence[float]) -> str:

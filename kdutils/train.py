@@ -21,7 +21,7 @@ from .progress import progress_bar
 from .predict import (evaluate, freeze, logits_of, memory_format_for, model_batches, model_device,
                       teacher_logits)
 from .regularize import apply_max_norm, check_max_norm
-from .runtime import seed_everything
+from .runtime import seed_everything, torch_release
 
 LossTerms = Callable[[Any, Batch], dict[str, torch.Tensor]]
 LR_SCHEDULES = ("constant", "cosine")
@@ -191,12 +191,6 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: in
     return train_loop(model, train, test, ce, epochs=epochs, lr=lr, batch_size=batch_size,
                       seed=seed, lr_schedule=lr_schedule, augment=augment, max_norm=max_norm,
                       label=label, progress=progress)
-
-
-def torch_release() -> str:
-    """PyTorch's ``major.minor``: a patch release fixes bugs without changing kernels' results, so
-    a teacher trained under 2.14.0 is reused under 2.14.1 (and a teacher pack moves between them)."""
-    return ".".join(torch.__version__.split("+")[0].split(".")[:2])
 
 
 def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDataset,
