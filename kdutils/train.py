@@ -15,7 +15,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 from .checkpoint import load_or_train
 from .checks import check_count, check_loss_temperature, check_positive, check_weight
 from .data import Augment, Batch, ImageDataset, check_labelled, check_not_empty
-from .fingerprint import check_outputs_match
+from .fingerprint import check_outputs_match, content_fingerprint
 from .losses import SoftLoss, distillation_terms, kd_loss
 from .progress import progress_bar
 from .predict import (evaluate, freeze, logits_of, memory_format_for, model_batches, model_device,
@@ -193,6 +193,14 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: in
                       label=label, progress=progress)
 
 
+def run_key(model: nn.Module, train: ImageDataset, test: ImageDataset,
+            **settings: Any) -> dict[str, Any]:
+    """A training run's cache key: architecture, the data's fingerprints (never their names), the
+    run's ``settings`` and PyTorch's release (see :func:`~kdutils.runtime.torch_release`)."""
+    return {"architecture": repr(model), "train": train.fingerprint, "test": test.fingerprint,
+            **settings, "torch": torch_release()}
+
+
 def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDataset,
                test: ImageDataset, *, epochs: int, lr: float, batch_size: int,
                seed: int = 0, lr_schedule: str = "constant", augment: Augment | None = None,
@@ -208,10 +216,8 @@ def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDatas
     seed_everything(seed)
     model = make_model()
     options = {"lr_schedule": lr_schedule, "augment": augment, "max_norm": max_norm}
-    key = {"architecture": repr(model), "train": train.fingerprint, "test": test.fingerprint,
-           "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
-           **{name: repr(value) for name, value in options.items()},
-           "torch": torch_release()}
+    key = run_key(model, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                  **{name: repr(value) for name, value in options.items()})
 
     def train_rows(m: nn.Module) -> list[dict[str, float]]:
         return fit(m, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
@@ -257,3 +263,46 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
 
     return train_loop(student, train, test, terms, epochs=epochs, lr=lr, batch_size=batch_size,
                       seed=seed, lr_schedule=lr_schedule, label=label, progress=progress)
+
+
+def check_logits_of_teacher(logits: torch.Tensor, teacher: nn.Module, train: ImageDataset,
+                            probe: int = 64) -> None:
+    """Refuse ``logits`` (one row per sample of ``train``) that ``teacher`` did not compute: its
+    logits on the first ``probe`` samples must match theirs to float precision."""
+    check_outputs_match(logits, train, "cached_logits",
+                        "compute them with kd.teacher_logits(teacher, train)")
+    first = train.select(torch.arange(min(probe, len(train))), f"first {probe}")
+    if not torch.allclose(teacher_logits(teacher, first), logits[:len(first)].cpu(),
+                          rtol=1e-4, atol=1e-4):
+        raise ValueError("cached_logits were computed by another teacher (or an earlier state of "
+                         "this one); compute them with kd.teacher_logits(teacher, train)")
+
+
+def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn.Module,
+                   train: ImageDataset, test: ImageDataset, *, T: float, alpha: float,
+                   epochs: int, lr: float, batch_size: int, seed: int = 0,
+                   lr_schedule: str = "constant", cached_logits: torch.Tensor | None = None,
+                   progress: bool = True) -> tuple[nn.Module, History]:
+    """Build a student after ``seed_everything(seed)`` and :func:`distill` it with the KD loss, or
+    load it from the cache.
+
+    Keyed like :func:`cached_fit`, plus ``T``, ``alpha`` and the teacher: its architecture and a
+    fingerprint of its weights, so a retrained teacher gets new students. ``cached_logits`` are
+    checked against the teacher (:func:`check_logits_of_teacher`) before they are used.
+    """
+    if cached_logits is not None:
+        check_logits_of_teacher(cached_logits, teacher, train)
+    seed_everything(seed)
+    student = make_student()
+    weights = content_fingerprint(*teacher.state_dict().values())
+    key = run_key(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                  lr_schedule=repr(lr_schedule), T=T, alpha=alpha,
+                  teacher={"architecture": repr(teacher), "weights": weights})
+
+    def train_rows(model: nn.Module) -> list[dict[str, float]]:
+        return distill(model, teacher, train, test, T=T, alpha=alpha, epochs=epochs, lr=lr,
+                       batch_size=batch_size, seed=seed, lr_schedule=lr_schedule,
+                       cached_logits=cached_logits, label=name, progress=progress).rows
+
+    student, rows = load_or_train(student, name, key, train_rows)
+    return student, History(name, rows)

@@ -174,3 +174,49 @@ def test_failed_save_returns_the_trained_model_and_an_interrupt_still_propagates
     with pytest.raises(KeyboardInterrupt):
         checkpoint.cached("toy", {"seed": 0}, lambda: {"x": 1})
     assert list(path.parent.iterdir()) == []
+
+
+def _teacher(data, seed=0):
+    teacher, _ = kd.cached_fit(lambda: kd.mlp((16, 8, 3)), "toy-teacher", data, data, epochs=1,
+                               lr=0.05, batch_size=16, seed=seed, progress=False)
+    return teacher
+
+
+def _cached_student(teacher, data, **options):
+    return kd.cached_distill(lambda: kd.mlp((16, 3)), "toy-student", teacher, data, data, T=4.0,
+                             alpha=0.5, epochs=1, lr=0.05, batch_size=16, progress=False,
+                             **options)
+
+
+def test_cached_distill_trains_once_then_loads_the_same_student(tiny_data):
+    teacher = _teacher(tiny_data)
+    first, h1 = _cached_student(teacher, tiny_data, cached_logits=kd.teacher_logits(teacher, tiny_data))
+    second, h2 = _cached_student(teacher, tiny_data)
+    assert h1.rows == h2.rows
+    assert h2.rows[0]["seconds"] == h1.rows[0]["seconds"]  # loaded, not trained again
+    for a, b in zip(first.parameters(), second.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_cached_distill_equals_distill_from_the_same_seed(tiny_data):
+    teacher = _teacher(tiny_data)
+    cached, _ = _cached_student(teacher, tiny_data, seed=3)
+    kd.seed_everything(3)
+    plain = kd.mlp((16, 3))
+    kd.distill(plain, teacher, tiny_data, tiny_data, T=4.0, alpha=0.5, epochs=1, lr=0.05,
+               batch_size=16, seed=3, progress=False)
+    for a, b in zip(cached.parameters(), plain.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_a_retrained_teacher_gets_new_students(tiny_data):
+    _, h1 = _cached_student(_teacher(tiny_data, seed=0), tiny_data)
+    _, h2 = _cached_student(_teacher(tiny_data, seed=1), tiny_data)
+    assert h1.rows != h2.rows
+
+
+def test_cached_distill_refuses_logits_of_another_teacher(tiny_data):
+    other_logits = kd.teacher_logits(_teacher(tiny_data, seed=1), tiny_data)
+    with pytest.raises(ValueError, match="another teacher"):
+        _cached_student(_teacher(tiny_data, seed=0), tiny_data, cached_logits=other_logits)
+    assert not list(checkpoint.cache_dir().glob("toy-student-*"))
