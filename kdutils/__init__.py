@@ -51,7 +51,7 @@ from .calibration import bias_for_count, shift_class_bias
 from .plots import (plot_comparison, plot_forest, plot_histories, plot_history_bands,
                     plot_image_grid,
                     plot_soft_targets)
-from .stats import format_mean_std, gap, mean_std, paired_gap
+from .stats import format_mean_std, gap, mean_interval, mean_std, paired_gap
 
 # Plumbing: the checkpoint cache
 from .checkpoint import cache_dir
@@ -86,7 +86,7 @@ __all__ = [
     # analysis
     "bias_for_count", "shift_class_bias", "plot_comparison", "plot_histories",
     "plot_forest", "plot_history_bands", "plot_image_grid", "plot_soft_targets", "format_mean_std", "gap",
-    "mean_std", "paired_gap",
+    "mean_interval", "mean_std", "paired_gap",
     # plumbing
     "cache_dir",
 ]

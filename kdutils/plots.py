@@ -66,7 +66,7 @@ def plot_history_bands(groups: Mapping[str, Sequence[History]], keys: Sequence[s
     band from the lowest to the highest seed."""
     def draw(ax: plt.Axes, key: str) -> None:
         for label, histories in groups.items():
-            values = torch.tensor([h.column(key) for h in histories])
+            values = torch.tensor([h.column(key) for h in histories], dtype=torch.float64)
             epochs = histories[0].column("epoch")
             line, = ax.plot(epochs, values.mean(0), marker=".", label=f"{label} (n={len(values)})")
             ax.fill_between(epochs, values.min(0).values, values.max(0).values,

@@ -53,3 +53,14 @@ def test_forest_plot_puts_each_interval_on_its_row_with_zero_marked():
     low, high = ax.get_xlim()
     assert low < gaps["KD"].low and high > gaps["KD"].high
     plt.close(fig)
+
+
+def test_history_bands_accept_integer_columns():
+    runs = []
+    for errors in (100, 120):
+        history = kd.History("run")
+        history.rows = [{"epoch": e, "test_errors": errors - e} for e in (1, 2)]
+        runs.append(history)
+    fig = kd.plot_history_bands({"alone": runs}, keys=("test_errors",))
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_ydata()) == pytest.approx([109.0, 108.0])
