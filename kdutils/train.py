@@ -230,8 +230,8 @@ def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDatas
 def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: ImageDataset, *,
             T: float, alpha: float, epochs: int, lr: float, batch_size: int, seed: int = 0,
             lr_schedule: str = "constant", cached_logits: torch.Tensor | None = None,
-            soft_loss: SoftLoss = kd_loss, label: str = "distill",
-            progress: bool = True) -> History:
+            augment: Augment | None = None, soft_loss: SoftLoss = kd_loss,
+            label: str = "distill", progress: bool = True) -> History:
     """Train ``student`` on ``alpha * CE + (1 - alpha) * soft_loss(T)`` against a frozen
     ``teacher``.
 
@@ -241,8 +241,10 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
 
     The teacher is put in eval mode with gradients off and its logits are computed once (or taken
     from ``cached_logits``, the output of :func:`teacher_logits` on ``train``, to share them
-    between runs), then looked up by each batch's sample indices. That is why there is no
-    ``augment`` here: the logits of a randomly shifted image would differ from the cached ones.
+    between runs), then looked up by each batch's sample indices. With ``augment`` (e.g.
+    :class:`~kdutils.regularize.RandomShift`) the student sees transformed images, so the
+    teacher runs live on each transformed batch instead: stored logits belong to the
+    untransformed images. That costs a teacher forward pass per step.
     """
     check_run(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size)
     check_loss_temperature(T, next(student.parameters()).dtype)
@@ -250,19 +252,48 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
     if alpha > 0:
         check_labelled(train, "train", "set alpha=0 (soft labels only) to use unlabelled samples")
     freeze(teacher)
-    logits = teacher_logits(teacher, train) if cached_logits is None else cached_logits
-    check_outputs_match(logits, train, "cached_logits",
-                        "compute them with kd.teacher_logits(teacher, train)")
-    device = model_device(student)
-    logits = logits.to(device)  # once, not per batch
+    if augment is None:
+        teacher_batch = stored_logits_lookup(teacher, train, cached_logits, model_device(student))
+    else:
+        teacher_batch = live_logits(teacher, student, cached_logits)
 
     def terms(student_logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        teacher_batch = logits[batch.index.to(device)]
-        return distillation_terms(student_logits, teacher_batch, batch.labels, T, alpha,
+        return distillation_terms(student_logits, teacher_batch(batch), batch.labels, T, alpha,
                                   soft_loss)
 
     return train_loop(student, train, test, terms, epochs=epochs, lr=lr, batch_size=batch_size,
-                      seed=seed, lr_schedule=lr_schedule, label=label, progress=progress)
+                      seed=seed, lr_schedule=lr_schedule, augment=augment, label=label,
+                      progress=progress)
+
+
+def stored_logits_lookup(teacher: nn.Module, train: ImageDataset,
+                         cached_logits: torch.Tensor | None, device: torch.device
+                         ) -> Callable[[Batch], torch.Tensor]:
+    """The teacher's logits on ``train``, computed once (or ``cached_logits``, checked), as a
+    lookup of each batch's rows by sample index."""
+    logits = teacher_logits(teacher, train) if cached_logits is None else cached_logits
+    check_outputs_match(logits, train, "cached_logits",
+                        "compute them with kd.teacher_logits(teacher, train)")
+    logits = logits.to(device)  # once, not per batch
+    return lambda batch: logits[batch.index.to(device)]
+
+
+def live_logits(teacher: nn.Module, student: nn.Module, cached_logits: torch.Tensor | None
+                ) -> Callable[[Batch], torch.Tensor]:
+    """The frozen teacher's logits on each (augmented) batch, computed as the batch comes."""
+    if cached_logits is not None:
+        raise ValueError("cached_logits are the teacher's outputs on untransformed images, so "
+                         "they cannot go with augment: pass cached_logits=None and the teacher "
+                         "runs on each augmented batch")
+    if model_device(teacher) != model_device(student):
+        raise ValueError(f"with augment the teacher runs on the student's batches: move it to "
+                         f"the student's device with teacher.to({str(model_device(student))!r})")
+
+    def logits(batch: Batch) -> torch.Tensor:
+        with torch.no_grad():
+            return logits_of(teacher(batch.inputs))
+
+    return logits
 
 
 def check_logits_of_teacher(logits: torch.Tensor, teacher: nn.Module, train: ImageDataset,
@@ -282,12 +313,13 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
                    train: ImageDataset, test: ImageDataset, *, T: float, alpha: float,
                    epochs: int, lr: float, batch_size: int, seed: int = 0,
                    lr_schedule: str = "constant", cached_logits: torch.Tensor | None = None,
-                   progress: bool = True) -> tuple[nn.Module, History]:
+                   augment: Augment | None = None, progress: bool = True
+                   ) -> tuple[nn.Module, History]:
     """Build a student after ``seed_everything(seed)`` and :func:`distill` it with the KD loss, or
     load it from the cache.
 
-    Keyed like :func:`cached_fit`, plus ``T``, ``alpha`` and the teacher: its architecture and a
-    fingerprint of its weights, so a retrained teacher gets new students. ``cached_logits`` are
+    Keyed like :func:`cached_fit`, plus ``T``, ``alpha``, ``augment`` when given, and the teacher:
+    its architecture and a fingerprint of its weights, so a retrained teacher gets new students. ``cached_logits`` are
     checked against the teacher (:func:`check_logits_of_teacher`) before they are used.
     """
     if cached_logits is not None:
@@ -297,12 +329,14 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
     weights = content_fingerprint(*teacher.state_dict().values())
     key = run_key(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                   lr_schedule=repr(lr_schedule), T=T, alpha=alpha,
-                  teacher={"architecture": repr(teacher), "weights": weights})
+                  teacher={"architecture": repr(teacher), "weights": weights},
+                  **({} if augment is None else {"augment": repr(augment)}))
 
     def train_rows(model: nn.Module) -> list[dict[str, float]]:
         return distill(model, teacher, train, test, T=T, alpha=alpha, epochs=epochs, lr=lr,
                        batch_size=batch_size, seed=seed, lr_schedule=lr_schedule,
-                       cached_logits=cached_logits, label=name, progress=progress).rows
+                       cached_logits=cached_logits, augment=augment, label=name,
+                       progress=progress).rows
 
     student, rows = load_or_train(student, name, key, train_rows)
     return student, History(name, rows)

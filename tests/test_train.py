@@ -227,3 +227,41 @@ def test_teacher_outputs_of_an_empty_dataset_are_refused(tiny_data):
     empty = tiny_data.select(torch.tensor([], dtype=torch.long), " (empty)")
     with pytest.raises(ValueError, match="data is empty"):
         kd.teacher_logits(small_mlp(), empty)
+
+
+class _Blank:
+    """An augmentation that blanks every image (its repr is stable, for cache keys)."""
+
+    def __call__(self, images, generator=None):
+        return torch.zeros_like(images)
+
+    def __repr__(self):
+        return "Blank()"
+
+
+class _RecordingTeacher(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.seen = net, []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return self.net(x)
+
+
+def test_distill_with_augment_runs_the_teacher_on_the_augmented_batches(tiny_data):
+    teacher = _RecordingTeacher(kd.mlp((16, 3)))
+    kd.distill(kd.mlp((16, 3)), teacher, tiny_data, tiny_data, T=2.0, alpha=0.5, epochs=1,
+               lr=0.01, batch_size=32, augment=_Blank(), progress=False)
+    blank = tiny_data.normalize(torch.zeros(1, 1, 4, 4, dtype=torch.uint8))
+    assert len(teacher.seen) == len(tiny_data) // 32
+    for inputs in teacher.seen:
+        torch.testing.assert_close(inputs, blank.expand_as(inputs))
+
+
+def test_distill_refuses_stored_logits_with_augment(tiny_data):
+    teacher = kd.mlp((16, 3))
+    with pytest.raises(ValueError, match="cannot go with augment"):
+        kd.distill(kd.mlp((16, 3)), teacher, tiny_data, tiny_data, T=2.0, alpha=0.5, epochs=1,
+                   lr=0.01, batch_size=32, augment=_Blank(),
+                   cached_logits=kd.teacher_logits(teacher, tiny_data), progress=False)
