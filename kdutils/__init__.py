@@ -69,7 +69,8 @@ __all__ = [
     "SOFT_LOSSES", "distillation_loss", "distillation_terms", "js_divergence_loss", "kd_loss",
     "soft_cross_entropy", "softmax_with_temperature", "symmetric_kl_loss",
     # training
-    "RandomShift", "apply_max_norm", "History", "cached_distill", "cached_fit", "distill", "fit", "train_loop",
+    "RandomShift", "apply_max_norm", "History", "cached_distill", "cached_fit", "distill", "fit",
+    "train_loop",
     # several runs at once
     "WorkerError", "run_parallel", "why_sequential",
     # relation-based, online and self distillation

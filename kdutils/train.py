@@ -251,11 +251,12 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
     check_weight(alpha, "alpha")
     if alpha > 0:
         check_labelled(train, "train", "set alpha=0 (soft labels only) to use unlabelled samples")
+    check_stored_logits_usable(cached_logits, augment)
     freeze(teacher)
     if augment is None:
         teacher_batch = stored_logits_lookup(teacher, train, cached_logits, model_device(student))
     else:
-        teacher_batch = live_logits(teacher, student, cached_logits)
+        teacher_batch = live_logits(teacher, student)
 
     def terms(student_logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         return distillation_terms(student_logits, teacher_batch(batch), batch.labels, T, alpha,
@@ -278,13 +279,18 @@ def stored_logits_lookup(teacher: nn.Module, train: ImageDataset,
     return lambda batch: logits[batch.index.to(device)]
 
 
-def live_logits(teacher: nn.Module, student: nn.Module, cached_logits: torch.Tensor | None
-                ) -> Callable[[Batch], torch.Tensor]:
-    """The frozen teacher's logits on each (augmented) batch, computed as the batch comes."""
-    if cached_logits is not None:
+def check_stored_logits_usable(cached_logits: torch.Tensor | None,
+                               augment: Augment | None) -> None:
+    """Refuse stored teacher logits together with ``augment``: they belong to the untransformed
+    images."""
+    if cached_logits is not None and augment is not None:
         raise ValueError("cached_logits are the teacher's outputs on untransformed images, so "
                          "they cannot go with augment: pass cached_logits=None and the teacher "
                          "runs on each augmented batch")
+
+
+def live_logits(teacher: nn.Module, student: nn.Module) -> Callable[[Batch], torch.Tensor]:
+    """The frozen teacher's logits on each (augmented) batch, computed as the batch comes."""
     if model_device(teacher) != model_device(student):
         raise ValueError(f"with augment the teacher runs on the student's batches: move it to "
                          f"the student's device with teacher.to({str(model_device(student))!r})")
@@ -319,9 +325,11 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
     load it from the cache.
 
     Keyed like :func:`cached_fit`, plus ``T``, ``alpha``, ``augment`` when given, and the teacher:
-    its architecture and a fingerprint of its weights, so a retrained teacher gets new students. ``cached_logits`` are
-    checked against the teacher (:func:`check_logits_of_teacher`) before they are used.
+    its architecture and a fingerprint of its weights, so a retrained teacher gets new students.
+    ``cached_logits`` are checked against the teacher (:func:`check_logits_of_teacher`) before
+    they are used, even when the student comes from the cache.
     """
+    check_stored_logits_usable(cached_logits, augment)
     if cached_logits is not None:
         check_logits_of_teacher(cached_logits, teacher, train)
     seed_everything(seed)

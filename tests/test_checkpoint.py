@@ -190,7 +190,8 @@ def _cached_student(teacher, data, **options):
 
 def test_cached_distill_trains_once_then_loads_the_same_student(tiny_data):
     teacher = _teacher(tiny_data)
-    first, h1 = _cached_student(teacher, tiny_data, cached_logits=kd.teacher_logits(teacher, tiny_data))
+    first, h1 = _cached_student(teacher, tiny_data,
+                                cached_logits=kd.teacher_logits(teacher, tiny_data))
     second, h2 = _cached_student(teacher, tiny_data)
     assert h1.rows == h2.rows
     assert h2.rows[0]["seconds"] == h1.rows[0]["seconds"]  # loaded, not trained again
@@ -220,3 +221,11 @@ def test_cached_distill_refuses_logits_of_another_teacher(tiny_data):
     with pytest.raises(ValueError, match="another teacher"):
         _cached_student(_teacher(tiny_data, seed=0), tiny_data, cached_logits=other_logits)
     assert not list(checkpoint.cache_dir().glob("toy-student-*"))
+
+
+def test_a_cached_student_is_not_returned_for_stored_logits_with_augment(tiny_data):
+    teacher = _teacher(tiny_data)
+    _cached_student(teacher, tiny_data, augment=kd.RandomShift(1))
+    with pytest.raises(ValueError, match="cannot go with augment"):
+        _cached_student(teacher, tiny_data, augment=kd.RandomShift(1),
+                        cached_logits=kd.teacher_logits(teacher, tiny_data))
