@@ -82,6 +82,7 @@ def plot_forest(gaps: Mapping[str, Gap], published: Mapping[str, str] | None = N
     published effect as text on the right (papers measure on other data, so not on the axis)."""
     labels = list(gaps)
     fig, ax = plt.subplots(figsize=(12, 0.55 * len(labels) + 1.4))
+    notes = []
     for row, label in enumerate(labels):
         gap = gaps[label]
         y = len(labels) - 1 - row
@@ -92,17 +93,20 @@ def plot_forest(gaps: Mapping[str, Gap], published: Mapping[str, str] | None = N
         else:
             ax.plot(gap.difference, y, "x", color="tab:red")
         if published and label in published:
-            note = ax.annotate(published[label], (1.02, y), xycoords=("axes fraction", "data"),
-                               va="center", fontsize=8)
-            note.set_in_layout(False)  # the notes get the right-hand part of the figure
+            notes.append(ax.annotate(published[label], (1.02, y),
+                                     xycoords=("axes fraction", "data"), va="center", fontsize=8))
     if published:
-        ax.annotate("published, on the paper's data", (1.02, 1.0), xycoords="axes fraction",
-                    va="bottom", fontsize=8, weight="bold").set_in_layout(False)
+        notes.append(ax.annotate("published, on the paper's data", (1.02, 1.0),
+                                 xycoords="axes fraction", va="bottom", fontsize=8, weight="bold"))
     ax.axvline(0, color="k", lw=1)
     ax.set_yticks(range(len(labels)), labels[::-1])
     ax.set(xlabel=f"{xlabel}; blue: the 95% interval excludes 0, gray: unresolved", title=title)
     ax.grid(axis="x", alpha=0.3)
+    for note in notes:  # the layout gives the notes the figure's right-hand third ...
+        note.set_in_layout(False)
     fig.tight_layout(rect=(0, 0, 0.66 if published else 1, 1))
+    for note in notes:  # ... and a figure saved with bbox_inches="tight" (Jupyter) keeps them
+        note.set_in_layout(True)
     return fig
 
 

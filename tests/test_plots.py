@@ -55,6 +55,17 @@ def test_forest_plot_puts_each_interval_on_its_row_with_zero_marked():
     plt.close(fig)
 
 
+def test_forest_plot_saved_tight_keeps_the_published_notes():
+    note = "+0.83, +1.66 (CIFAR-100, two CNN pairs; Tian et al. 2020)"
+    fig = kd.plot_forest({"KD": kd.paired_gap([92.0, 93.0, 94.0], [90.0, 90.5, 91.5])},
+                         published={"KD": note})
+    renderer = fig.canvas.get_renderer()
+    saved = fig.get_tightbbox(renderer)  # what bbox_inches="tight" (Jupyter's inline) keeps
+    (text,) = [t for t in fig.axes[0].texts if t.get_text() == note]
+    assert text.get_window_extent(renderer).x1 <= saved.x1 * fig.dpi + 1
+    plt.close(fig)
+
+
 def test_history_bands_accept_integer_columns():
     runs = []
     for errors in (100, 120):
