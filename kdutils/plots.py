@@ -54,7 +54,7 @@ def plot_comparison(results: Mapping[str, Sequence[float]], ylabel: str = "test 
     ax.set_xticks(range(len(results)), list(results), rotation=20, ha="right")
     ax.set_xlim(-0.5, len(results) - 0.5)
     ax.set(ylabel=ylabel, title=title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # never over a point
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
