@@ -76,10 +76,11 @@ def plot_history_bands(groups: Mapping[str, Sequence[History]], keys: Sequence[s
 
 
 def plot_forest(gaps: Mapping[str, Gap], published: Mapping[str, str] | None = None,
-                xlabel: str = "gain over the student alone (points)", title: str = ""
-                ) -> plt.Figure:
+                xlabel: str = "gain over the student alone (points)", title: str = "",
+                published_heading: str = "published, on the paper's data") -> plt.Figure:
     """One row per comparison: its difference with the 95% interval, a line at 0, and the
-    published effect as text on the right (papers measure on other data, so not on the axis)."""
+    published effect as text on the right (papers measure on other data, so not on the axis).
+    A gap that cannot be judged (no spread) is a red x."""
     labels = list(gaps)
     fig, ax = plt.subplots(figsize=(12, 0.55 * len(labels) + 1.4))
     notes = []
@@ -96,11 +97,15 @@ def plot_forest(gaps: Mapping[str, Gap], published: Mapping[str, str] | None = N
             notes.append(ax.annotate(published[label], (1.02, y),
                                      xycoords=("axes fraction", "data"), va="center", fontsize=8))
     if published:
-        notes.append(ax.annotate("published, on the paper's data", (1.02, 1.0),
+        notes.append(ax.annotate(published_heading, (1.02, 1.0),
                                  xycoords="axes fraction", va="bottom", fontsize=8, weight="bold"))
     ax.axvline(0, color="k", lw=1)
     ax.set_yticks(range(len(labels)), labels[::-1])
-    ax.set(xlabel=f"{xlabel}; blue: the 95% interval excludes 0, gray: unresolved", title=title)
+    legend = "blue: the 95% interval excludes 0, gray: unresolved"
+    if any(gap.unjudgeable is not None for gap in gaps.values()):
+        legend += ", red x: cannot be judged"
+    ax.set_xlabel(f"{xlabel}; {legend}")
+    ax.set_title(title, loc="left")  # clear of the notes' heading on the right
     ax.grid(axis="x", alpha=0.3)
     for note in notes:  # the layout gives the notes the figure's right-hand third ...
         note.set_in_layout(False)

@@ -50,6 +50,7 @@ def test_forest_plot_puts_each_interval_on_its_row_with_zero_marked():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["one seed", "KD"]
     assert any(t.get_text() == "+0.8 (CIFAR-100)" for t in ax.texts)
+    assert "red x: cannot be judged" in ax.get_xlabel()  # the one-seed row
     low, high = ax.get_xlim()
     assert low < gaps["KD"].low and high > gaps["KD"].high
     plt.close(fig)
