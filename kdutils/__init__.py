@@ -23,7 +23,7 @@ from .losses import (SOFT_LOSSES, distillation_loss, distillation_terms, js_dive
 
 # Training
 from .regularize import RandomShift, apply_max_norm
-from .train import History, cached_distill, cached_fit, distill, fit, train_loop
+from .train import OPTIMIZERS, History, cached_distill, cached_fit, distill, fit, train_loop
 
 # Several runs at once (one per seed or setting)
 from .parallel import WorkerError, run_parallel, why_sequential
@@ -69,8 +69,8 @@ __all__ = [
     "SOFT_LOSSES", "distillation_loss", "distillation_terms", "js_divergence_loss", "kd_loss",
     "soft_cross_entropy", "softmax_with_temperature", "symmetric_kl_loss",
     # training
-    "RandomShift", "apply_max_norm", "History", "cached_distill", "cached_fit", "distill", "fit",
-    "train_loop",
+    "OPTIMIZERS", "RandomShift", "apply_max_norm", "History", "cached_distill", "cached_fit",
+    "distill", "fit", "train_loop",
     # several runs at once
     "WorkerError", "run_parallel", "why_sequential",
     # relation-based, online and self distillation

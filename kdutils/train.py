@@ -25,6 +25,8 @@ from .runtime import seed_everything, torch_release
 
 LossTerms = Callable[[Any, Batch], dict[str, torch.Tensor]]
 LR_SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("adam", "sgd")
+SGD_MOMENTUM = 0.9
 
 
 @dataclass
@@ -50,11 +52,12 @@ class History:
 
 
 def check_run(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: int,
-              lr: float, batch_size: int) -> None:
+              lr: float, batch_size: int, optimizer: str = "adam") -> None:
     """Refuse, before any work, settings and data that a training run cannot use."""
     check_count(epochs, "epochs")
     check_count(batch_size, "batch_size")
-    check_positive(lr, "lr", "Adam's usual learning rates are 1e-4 to 1e-2")
+    check_optimizer(optimizer)
+    check_positive(lr, "lr", "Adam's usual learning rates are 1e-4 to 1e-2, SGD's 1e-3 to 1e-1")
     check_not_empty(train, "train")
     check_not_empty(test, "test")
     check_labelled(test, "test", "the test set is scored after every epoch: give it its labels")
@@ -67,6 +70,29 @@ def check_trainable(model: nn.Module) -> None:
         raise ValueError("model has no parameter that requires a gradient (a model used as a "
                          "teacher is frozen: see kd.teacher_logits); call "
                          "model.requires_grad_(True) to train it")
+
+
+def check_optimizer(optimizer: str) -> None:
+    """Raise ``ValueError`` unless ``optimizer`` is one of :data:`OPTIMIZERS`."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+
+
+def make_optimizer(parameters: list[nn.Parameter], optimizer: str,
+                   lr: float) -> torch.optim.Optimizer:
+    """``"adam"``: ``torch.optim.Adam`` with PyTorch's defaults; ``"sgd"``: ``torch.optim.SGD``
+    with Nesterov momentum :data:`SGD_MOMENTUM`, the optimizer of the 2012-2015 papers. Both
+    fused."""
+    check_optimizer(optimizer)
+    if optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=lr, fused=True)
+    return torch.optim.SGD(parameters, lr=lr, momentum=SGD_MOMENTUM, nesterov=True, fused=True)
+
+
+def optimizer_key(optimizer: str) -> dict[str, str]:
+    """The optimizer's part of a cache key: empty for Adam, the default, so that runs cached
+    before the choice existed keep their keys."""
+    return {} if optimizer == "adam" else {"optimizer": optimizer}
 
 
 def _epoch_means(recorded: list[dict[str, torch.Tensor]], n_samples: int,
@@ -89,7 +115,7 @@ def learning_rate_scheduler(optimizer: torch.optim.Optimizer, lr_schedule: str,
 
 @dataclass(frozen=True)
 class _Step:
-    """One optimization step: gradient, Adam, the schedule's next rate, weight constraint."""
+    """One optimization step: gradient, optimizer, the schedule's next rate, weight constraint."""
 
     optimizer: torch.optim.Optimizer
     scheduler: LRScheduler | None
@@ -139,12 +165,13 @@ def test_scores(model: nn.Module, test: ImageDataset) -> dict[str, float]:
 def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_terms: LossTerms, *,
                epochs: int, lr: float, batch_size: int, seed: int, label: str,
                lr_schedule: str = "constant", augment: Augment | None = None,
-               max_norm: float | None = None, progress: bool = True) -> History:
-    """Adam on the sum of the named ``loss_terms(output, batch)``; one :class:`History` row per
+               max_norm: float | None = None, optimizer: str = "adam",
+               progress: bool = True) -> History:
+    """Minimize the sum of the named ``loss_terms(output, batch)``; one :class:`History` row per
     epoch.
 
     ``output`` is what the model returns: logits, or a tuple whose first item is the logits.
-    The optimizer is ``torch.optim.Adam(fused=True)`` with PyTorch's defaults, over the
+    ``optimizer`` (see :func:`make_optimizer`): ``"adam"`` (default) or ``"sgd"``, over the
     parameters that require a gradient. ``lr_schedule``: ``"constant"`` or ``"cosine"``
     (``torch.optim.lr_scheduler.CosineAnnealingLR``, stepped per batch, from ``lr`` to 0).
     ``augment`` transforms each chunk of uint8 training images (e.g.
@@ -153,7 +180,8 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
     device. ``seed`` fixes the shuffling order, augmentation and dropout, so a run is repeatable
     on the CPU.
     """
-    check_run(model, train, test, epochs=epochs, lr=lr, batch_size=batch_size)
+    check_run(model, train, test, epochs=epochs, lr=lr, batch_size=batch_size,
+              optimizer=optimizer)
     if max_norm is not None:
         check_max_norm(max_norm)
     torch.manual_seed(seed)
@@ -161,9 +189,9 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
     steps = math.ceil(len(train) / batch_size)
     model.to(memory_format=memory_format_for(model))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=lr, fused=True)
-    scheduler = learning_rate_scheduler(optimizer, lr_schedule, epochs * steps)
-    step = _Step(optimizer, scheduler, max_norm)
+    updater = make_optimizer(trainable, optimizer, lr)
+    scheduler = learning_rate_scheduler(updater, lr_schedule, epochs * steps)
+    step = _Step(updater, scheduler, max_norm)
     history = History(label)
     with progress_bar(epochs * steps, label, progress) as bar:
         for epoch in range(1, epochs + 1):
@@ -179,8 +207,8 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
 
 def fit(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: int, lr: float,
         batch_size: int, seed: int = 0, lr_schedule: str = "constant",
-        augment: Augment | None = None, max_norm: float | None = None, label: str = "fit",
-        progress: bool = True) -> History:
+        augment: Augment | None = None, max_norm: float | None = None, optimizer: str = "adam",
+        label: str = "fit", progress: bool = True) -> History:
     """Train ``model`` with cross-entropy on the hard labels (options as in :func:`train_loop`)."""
     check_labelled(train, "train", "fit needs every label: distill with alpha=0 instead, or "
                    "train on the labelled part")
@@ -190,7 +218,7 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: in
 
     return train_loop(model, train, test, ce, epochs=epochs, lr=lr, batch_size=batch_size,
                       seed=seed, lr_schedule=lr_schedule, augment=augment, max_norm=max_norm,
-                      label=label, progress=progress)
+                      optimizer=optimizer, label=label, progress=progress)
 
 
 def run_key(model: nn.Module, train: ImageDataset, test: ImageDataset,
@@ -204,24 +232,26 @@ def run_key(model: nn.Module, train: ImageDataset, test: ImageDataset,
 def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDataset,
                test: ImageDataset, *, epochs: int, lr: float, batch_size: int,
                seed: int = 0, lr_schedule: str = "constant", augment: Augment | None = None,
-               max_norm: float | None = None, progress: bool = True
+               max_norm: float | None = None, optimizer: str = "adam", progress: bool = True
                ) -> tuple[nn.Module, History]:
     """Build a model after ``seed_everything(seed)`` and :func:`fit` it, or load it from the cache.
 
     The cache key holds everything that determines the result: architecture, the data (their
     :attr:`~kdutils.data.ImageDataset.fingerprint`, never their names), epochs, learning rate,
-    batch size, seed, schedule, augmentation and constraint, and PyTorch's release (see
-    :func:`torch_release`).
+    batch size, seed, schedule, augmentation, constraint and optimizer, and PyTorch's release
+    (see :func:`torch_release`).
     """
+    check_optimizer(optimizer)
     seed_everything(seed)
     model = make_model()
     options = {"lr_schedule": lr_schedule, "augment": augment, "max_norm": max_norm}
     key = run_key(model, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                  **{name: repr(value) for name, value in options.items()})
+                  **{name: repr(value) for name, value in options.items()},
+                  **optimizer_key(optimizer))
 
     def train_rows(m: nn.Module) -> list[dict[str, float]]:
         return fit(m, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                   label=name, progress=progress, **options).rows
+                   optimizer=optimizer, label=name, progress=progress, **options).rows
 
     model, rows = load_or_train(model, name, key, train_rows)
     return model, History(name, rows)
@@ -231,7 +261,7 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
             T: float, alpha: float, epochs: int, lr: float, batch_size: int, seed: int = 0,
             lr_schedule: str = "constant", cached_logits: torch.Tensor | None = None,
             augment: Augment | None = None, soft_loss: SoftLoss = kd_loss,
-            label: str = "distill", progress: bool = True) -> History:
+            optimizer: str = "adam", label: str = "distill", progress: bool = True) -> History:
     """Train ``student`` on ``alpha * CE + (1 - alpha) * soft_loss(T)`` against a frozen
     ``teacher``.
 
@@ -246,7 +276,8 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
     teacher runs live on each transformed batch instead: stored logits belong to the
     untransformed images. That costs a teacher forward pass per step.
     """
-    check_run(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size)
+    check_run(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size,
+              optimizer=optimizer)
     check_loss_temperature(T, next(student.parameters()).dtype)
     check_weight(alpha, "alpha")
     if alpha > 0:
@@ -263,8 +294,8 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
                                   soft_loss)
 
     return train_loop(student, train, test, terms, epochs=epochs, lr=lr, batch_size=batch_size,
-                      seed=seed, lr_schedule=lr_schedule, augment=augment, label=label,
-                      progress=progress)
+                      seed=seed, lr_schedule=lr_schedule, augment=augment, optimizer=optimizer,
+                      label=label, progress=progress)
 
 
 def stored_logits_lookup(teacher: nn.Module, train: ImageDataset,
@@ -319,8 +350,8 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
                    train: ImageDataset, test: ImageDataset, *, T: float, alpha: float,
                    epochs: int, lr: float, batch_size: int, seed: int = 0,
                    lr_schedule: str = "constant", cached_logits: torch.Tensor | None = None,
-                   augment: Augment | None = None, progress: bool = True
-                   ) -> tuple[nn.Module, History]:
+                   augment: Augment | None = None, optimizer: str = "adam",
+                   progress: bool = True) -> tuple[nn.Module, History]:
     """Build a student after ``seed_everything(seed)`` and :func:`distill` it with the KD loss, or
     load it from the cache.
 
@@ -330,6 +361,7 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
     they are used, even when the student comes from the cache.
     """
     check_stored_logits_usable(cached_logits, augment)
+    check_optimizer(optimizer)
     if cached_logits is not None:
         check_logits_of_teacher(cached_logits, teacher, train)
     seed_everything(seed)
@@ -338,13 +370,14 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
     key = run_key(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                   lr_schedule=repr(lr_schedule), T=T, alpha=alpha,
                   teacher={"architecture": repr(teacher), "weights": weights},
-                  **({} if augment is None else {"augment": repr(augment)}))
+                  **({} if augment is None else {"augment": repr(augment)}),
+                  **optimizer_key(optimizer))
 
     def train_rows(model: nn.Module) -> list[dict[str, float]]:
         return distill(model, teacher, train, test, T=T, alpha=alpha, epochs=epochs, lr=lr,
                        batch_size=batch_size, seed=seed, lr_schedule=lr_schedule,
-                       cached_logits=cached_logits, augment=augment, label=name,
-                       progress=progress).rows
+                       cached_logits=cached_logits, augment=augment, optimizer=optimizer,
+                       label=name, progress=progress).rows
 
     student, rows = load_or_train(student, name, key, train_rows)
     return student, History(name, rows)

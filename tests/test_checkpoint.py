@@ -96,6 +96,27 @@ def test_cached_fit_reuses_the_trained_model(tiny_data):
         assert torch.equal(a, b)
 
 
+def test_the_optimizer_is_in_the_key_and_adam_keeps_the_keys_made_before_the_choice(tiny_data):
+    settings = dict(epochs=1, lr=0.05, batch_size=16, progress=False)
+    adam, _ = kd.cached_fit(lambda: kd.mlp((16, 3)), "toy-fit", tiny_data, tiny_data,
+                            **settings)
+    sgd, _ = kd.cached_fit(lambda: kd.mlp((16, 3)), "toy-fit", tiny_data, tiny_data,
+                          optimizer="sgd", **settings)
+    assert not all(torch.equal(a, b) for a, b in zip(adam.parameters(), sgd.parameters()))
+    keys = [torch.load(path, weights_only=False)["key"]
+            for path in checkpoint.cache_dir().glob("toy-fit-*")]
+    assert sorted(key.get("optimizer", "-") for key in keys) == ["-", "sgd"]
+
+
+def test_an_unknown_optimizer_is_refused_before_the_cache_is_read(tiny_data):
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        kd.cached_fit(lambda: kd.mlp((16, 3)), "toy-fit", tiny_data, tiny_data, epochs=1,
+                      lr=0.05, batch_size=16, optimizer="Adam", progress=False)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        _cached_student(_teacher(tiny_data), tiny_data, optimizer="momentum")
+    assert not list(checkpoint.cache_dir().glob("toy-student-*"))
+
+
 def test_checkpoint_in_an_older_format_is_reported_and_retrained():
     calls = []
     key = {"seed": 0}

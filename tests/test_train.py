@@ -159,11 +159,19 @@ def test_a_frozen_teacher_is_refused_by_fit_with_the_fix_and_trains_once_unfroze
     kd.fit(teacher, tiny_data, tiny_data, **settings)
 
 
-def plain_pytorch_loop(model, data, *, epochs, lr, batch_size, seed, cosine, loss_of):
+PLAIN_OPTIMIZERS = {
+    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr, fused=True),
+    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True,
+                                              fused=True),
+}
+
+
+def plain_pytorch_loop(model, data, *, epochs, lr, batch_size, seed, cosine, loss_of,
+                       optimizer="adam"):
     """The training loop written out in plain PyTorch: what kd.fit and kd.distill must equal."""
     torch.manual_seed(seed)
     order = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    optimizer = PLAIN_OPTIMIZERS[optimizer](model.parameters(), lr)
     steps = epochs * -(-len(data) // batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if cosine \
         else None
@@ -180,9 +188,9 @@ def plain_pytorch_loop(model, data, *, epochs, lr, batch_size, seed, cosine, los
                 scheduler.step()
 
 
-@pytest.mark.parametrize("cosine", [False, True])
-def test_fit_and_distill_equal_a_plain_pytorch_loop_bit_for_bit(tiny_data, cosine):
-    settings = dict(epochs=3, lr=0.01, batch_size=10, seed=4)
+@pytest.mark.parametrize("cosine, optimizer", [(False, "adam"), (True, "adam"), (True, "sgd")])
+def test_fit_and_distill_equal_a_plain_pytorch_loop_bit_for_bit(tiny_data, cosine, optimizer):
+    settings = dict(epochs=3, lr=0.01, batch_size=10, seed=4, optimizer=optimizer)
     schedule = "cosine" if cosine else "constant"
     kd.seed_everything(7)
     teacher = kd.mlp((16, 12, 3))
@@ -215,7 +223,7 @@ def test_fit_and_distill_equal_a_plain_pytorch_loop_bit_for_bit(tiny_data, cosin
 
 def test_distill_refuses_bad_settings_before_touching_the_teacher(tiny_data):
     teacher = small_mlp()
-    for bad in ({"epochs": 0}, {"lr": -1.0}, {"batch_size": 0}):
+    for bad in ({"epochs": 0}, {"lr": -1.0}, {"batch_size": 0}, {"optimizer": "adamw"}):
         settings = {"epochs": 1, "lr": 0.01, "batch_size": 16, **bad}
         with pytest.raises(ValueError, match=next(iter(bad))):
             kd.distill(small_mlp(), teacher, tiny_data, tiny_data, T=2.0, alpha=0.5,
