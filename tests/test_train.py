@@ -81,8 +81,8 @@ def hint_data(n: int = 24) -> kd.ImageDataset:
 
 def run_every_loop(device: torch.device | str, data: kd.ImageDataset,
                    while_training=contextlib.nullcontext) -> None:
-    """fit (with jitter and max-norm), distill and distill_hint, models on ``device``; the
-    loops themselves run inside ``while_training()``."""
+    """fit (Adam, with jitter and max-norm), distill (SGD) and distill_hint, models on
+    ``device``; the loops themselves run inside ``while_training()``."""
     kd.seed_everything(0)
     student, teacher, other_student = (small_mlp().to(device), kd.mlp((16, 3)).to(device),
                                        small_mlp().to(device))
@@ -93,7 +93,7 @@ def run_every_loop(device: torch.device | str, data: kd.ImageDataset,
         kd.fit(student, data, data, epochs=2, lr=0.01, batch_size=16, augment=kd.RandomShift(1),
                max_norm=3.0, progress=False)
         kd.distill(other_student, teacher, data, data, T=2.0, alpha=0.5, epochs=2, lr=0.01,
-                   batch_size=16, progress=False)
+                   batch_size=16, optimizer="sgd", progress=False)
         outputs = kd.teacher_features(conv_teacher, images, pooled_size=1024)
         kd.distill_hint(conv_student, outputs["feature_map"], images, images,
                         hint_loss=kd.mse_hint_loss, hint_weight=0.25, ce_weight=0.75,
