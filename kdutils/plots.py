@@ -76,8 +76,8 @@ def plot_history_bands(groups: Mapping[str, Sequence[History]], keys: Sequence[s
 
 
 def plot_forest(gaps: Mapping[str, Gap], published: Mapping[str, str] | None = None,
-                xlabel: str = "gain over the student alone (points)", title: str = "",
-                published_heading: str = "published, on the paper's data") -> plt.Figure:
+                xlabel: str = "gain over the student alone (points)", title: str = ""
+                ) -> plt.Figure:
     """One row per comparison: its difference with the 95% interval, a line at 0, and the
     published effect as text on the right (papers measure on other data, so not on the axis).
     A gap that cannot be judged (no spread) is a red x."""
@@ -97,7 +97,7 @@ def plot_forest(gaps: Mapping[str, Gap], published: Mapping[str, str] | None = N
             notes.append(ax.annotate(published[label], (1.02, y),
                                      xycoords=("axes fraction", "data"), va="center", fontsize=8))
     if published:
-        notes.append(ax.annotate(published_heading, (1.02, 1.0),
+        notes.append(ax.annotate("published, on the paper's data", (1.02, 1.0),
                                  xycoords="axes fraction", va="bottom", fontsize=8, weight="bold"))
     ax.axvline(0, color="k", lw=1)
     ax.set_yticks(range(len(labels)), labels[::-1])

@@ -82,8 +82,7 @@ def make_optimizer(parameters: list[nn.Parameter], optimizer: str,
                    lr: float) -> torch.optim.Optimizer:
     """``"adam"``: ``torch.optim.Adam`` with PyTorch's defaults; ``"sgd"``: ``torch.optim.SGD``
     with Nesterov momentum :data:`SGD_MOMENTUM`, the optimizer of the 2012-2015 papers. Both
-    fused."""
-    check_optimizer(optimizer)
+    fused. ``optimizer`` has passed :func:`check_run`."""
     if optimizer == "adam":
         return torch.optim.Adam(parameters, lr=lr, fused=True)
     return torch.optim.SGD(parameters, lr=lr, momentum=SGD_MOMENTUM, nesterov=True, fused=True)
@@ -241,7 +240,6 @@ def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDatas
     batch size, seed, schedule, augmentation, constraint and optimizer, and PyTorch's release
     (see :func:`torch_release`).
     """
-    check_optimizer(optimizer)
     seed_everything(seed)
     model = make_model()
     options = {"lr_schedule": lr_schedule, "augment": augment, "max_norm": max_norm}
@@ -361,7 +359,6 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
     they are used, even when the student comes from the cache.
     """
     check_stored_logits_usable(cached_logits, augment)
-    check_optimizer(optimizer)
     if cached_logits is not None:
         check_logits_of_teacher(cached_logits, teacher, train)
     seed_everything(seed)

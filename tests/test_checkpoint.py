@@ -108,7 +108,7 @@ def test_the_optimizer_is_in_the_key_and_adam_keeps_the_keys_made_before_the_cho
     assert sorted(key.get("optimizer", "-") for key in keys) == ["-", "sgd"]
 
 
-def test_an_unknown_optimizer_is_refused_before_the_cache_is_read(tiny_data):
+def test_an_unknown_optimizer_is_refused_and_nothing_is_cached(tiny_data):
     with pytest.raises(ValueError, match="optimizer must be one of"):
         kd.cached_fit(lambda: kd.mlp((16, 3)), "toy-fit", tiny_data, tiny_data, epochs=1,
                       lr=0.05, batch_size=16, optimizer="Adam", progress=False)
