@@ -15,7 +15,7 @@ from .sources import CorruptDatasetError, DatasetNotFoundError
 
 # Models
 from .models import (ConvNet, count_parameters, deep_nn, hinton_student, hinton_teacher,
-                     light_nn, mlp, mnist_student, mnist_teacher)
+                     light_nn, mlp, mnist_cnn, mnist_student, mnist_teacher)
 
 # Losses on logits
 from .losses import (SOFT_LOSSES, distillation_loss, distillation_terms, js_divergence_loss,
@@ -64,7 +64,7 @@ __all__ = [
     "ImageDataset", "load_mnist", "CorruptDatasetError", "DatasetNotFoundError",
     # models
     "ConvNet", "count_parameters", "deep_nn", "hinton_student", "hinton_teacher", "light_nn",
-    "mlp", "mnist_student", "mnist_teacher",
+    "mlp", "mnist_cnn", "mnist_student", "mnist_teacher",
     # losses on logits
     "SOFT_LOSSES", "distillation_loss", "distillation_terms", "js_divergence_loss", "kd_loss",
     "soft_cross_entropy", "softmax_with_temperature", "symmetric_kl_loss",

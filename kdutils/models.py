@@ -105,6 +105,22 @@ def deep_nn(num_classes: int = 10, batch_norm: bool = False) -> ConvNet:
     return ConvNet(features, classifier)
 
 
+def mnist_cnn() -> ConvNet:
+    """A small LeNet-style CNN for MNIST (1,256,080 parameters): a stronger teacher than Hinton
+    et al.'s MLP, for notebook 05's extension.
+
+    Two 5x5 same-size convolutions (20 and 50 channels), each followed by a ReLU and 2x2 max
+    pooling, then 2450-500-10 with dropout 0.5. Its feature map is 50 x 7 x 7.
+    """
+    features = nn.Sequential(
+        nn.Conv2d(1, 20, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(kernel_size=2),
+        nn.Conv2d(20, 50, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(kernel_size=2),
+    )
+    classifier = nn.Sequential(nn.Linear(50 * 7 * 7, 500), nn.ReLU(), nn.Dropout(0.5),
+                               nn.Linear(500, 10))
+    return ConvNet(features, classifier)
+
+
 def light_nn(num_classes: int = 10) -> ConvNet:
     """The PyTorch KD tutorial's CIFAR-10 student ``LightNN`` (267,738 parameters).
 

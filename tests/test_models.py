@@ -47,3 +47,10 @@ def test_hinton_nets_have_the_papers_sizes():
 def test_hinton_student_needs_a_positive_unit_count(bad):
     with pytest.raises(ValueError, match="hidden"):
         kd.hinton_student(bad)
+
+
+def test_mnist_cnn_takes_mnist_images_and_has_its_documented_size():
+    net = kd.mnist_cnn()
+    logits, feature_map = net.forward_with_features(torch.zeros(3, 1, 28, 28))
+    assert logits.shape == (3, 10) and feature_map.shape == (3, 50, 7, 7)
+    assert kd.count_parameters(net) == 1_256_080
