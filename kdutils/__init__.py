@@ -26,7 +26,7 @@ from .regularize import RandomShift, apply_max_norm
 from .train import OPTIMIZERS, History, cached_distill, cached_fit, distill, fit, train_loop
 
 # Several runs at once (one per seed or setting)
-from .parallel import WorkerError, run_parallel, why_sequential
+from .parallel import WorkerError, run_grid, run_parallel, why_sequential
 
 # Relation-based, online and self distillation
 from .online import Cohort, ensemble_accuracy, mutual_learning
@@ -72,7 +72,7 @@ __all__ = [
     "OPTIMIZERS", "RandomShift", "apply_max_norm", "History", "cached_distill", "cached_fit",
     "distill", "fit", "train_loop",
     # several runs at once
-    "WorkerError", "run_parallel", "why_sequential",
+    "WorkerError", "run_grid", "run_parallel", "why_sequential",
     # relation-based, online and self distillation
     "Cohort", "ensemble_accuracy", "mutual_learning", "rkd_angle_loss", "rkd_distance_loss",
     # inference and teacher outputs

@@ -31,6 +31,7 @@ from .runtime import pick_device
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+Key = TypeVar("Key")
 WORKERS_ENV = "KD_WORKERS"
 PARENT_CHECK_SECONDS = 1.0
 
@@ -221,6 +222,22 @@ def run_parallel(fn: Callable[[Item], Result], items: Iterable[Item], *,
     if workers > 1 and len(items) > 1 and reason is None:
         return _run_in_workers(fn, items, min(workers, len(items)), progress_bar)
     return _run_here(fn, items, one_thread=pick_device().type == "cpu")
+
+
+def run_grid(trainers: dict[Key, Callable[[int], Result]], seeds: Iterable[int], *,
+             workers: int | None = None, progress_bar: bool = True) -> dict[Key, list[Result]]:
+    """Every trainer on every seed, side by side (:func:`run_parallel`), grouped by trainer.
+
+    ``trainers`` maps a name to a function of the seed, e.g. ``{"alone": run_alone, "KD":
+    run_kd}``; the result maps each name to its results in the order of ``seeds``, so the runs
+    of two trainers are paired by seed.
+    """
+    seeds = list(seeds)
+    jobs = [(name, seed) for name in trainers for seed in seeds]
+    results = run_parallel(lambda job: trainers[job[0]](job[1]), jobs, workers=workers,
+                           progress_bar=progress_bar)
+    return {name: results[i * len(seeds):(i + 1) * len(seeds)]
+            for i, name in enumerate(trainers)}
 
 
 def _run_here(fn: Callable, items: list, one_thread: bool) -> list:

@@ -131,3 +131,11 @@ def test_workers_from_the_environment(monkeypatch):
 def test_workers_must_be_a_positive_count():
     with pytest.raises(ValueError, match="workers"):
         kd.run_parallel(lambda x: x, [1], workers=0)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_grid_groups_every_trainers_runs_by_name_in_seed_order(workers):
+    trainers = {"double": lambda seed: 2 * seed, "negate": lambda seed: -seed}
+    grid = kd.run_grid(trainers, [3, 1, 2], workers=workers, progress_bar=False)
+    assert grid == {"double": [6, 2, 4], "negate": [-3, -1, -2]}
+    assert list(grid) == ["double", "negate"]
