@@ -4,7 +4,9 @@ Writes go to a temporary file in the cache folder, then ``os.replace``: a reader
 half-written file. Checkpoints get the usual permissions for new files (0o666 less the umask),
 and temporaries orphaned by killed runs are removed by later writes. A file that is unreadable,
 not a checkpoint, or made for another key is reported and recomputed; a write that fails after
-computing (a full disk) is reported, and the computed result is returned all the same.
+computing (a full disk) is reported, and the computed result is returned all the same. Trained
+weights that do not fit the model asked for (other tensor names, shapes or dtypes) are reported
+with the file's path and retrained.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .identity import tensor_signature
 from .runtime import PROJECT_ROOT
 
 CACHE_ENV = "KD_CACHE_DIR"
@@ -38,6 +41,33 @@ def cache_dir() -> Path:
     """Checkpoints' folder: ``$KD_CACHE_DIR`` if set, else the project's ``cache/`` (untracked)."""
     override = os.environ.get(CACHE_ENV)
     return Path(override).expanduser().resolve() if override else PROJECT_ROOT / "cache"
+
+
+LOCAL_SECRET = ".local-secret"
+
+
+def local_secret() -> str:
+    """A random value made once per cache folder and never exported.
+
+    A key that holds it cannot be computed anywhere else, so no teacher pack can supply the file
+    of such a key: the decoded-dataset caches use it. If the folder cannot be written, a value
+    for this process only (the cache then just misses).
+    """
+    path = cache_dir() / LOCAL_SECRET
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{LOCAL_SECRET}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            tmp.write_text(secrets.token_hex(16))
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(tmp, path)
+            tmp.unlink()
+        return path.read_text().strip()
+    except OSError:
+        return _PROCESS_SECRET
+
+
+_PROCESS_SECRET = secrets.token_hex(16)
 
 
 def check_name(name: str) -> None:
@@ -125,33 +155,73 @@ def _save_or_warn(value: dict[str, Any], key: dict[str, Any], path: Path) -> Non
                       f"cached: free disk space or set {CACHE_ENV} to a writable folder")
 
 
-def cached(name: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+Check = Callable[[dict[str, Any]], "str | None"]
+"""Says what is wrong with a stored value for its use (None when it is usable)."""
+
+
+def _usable(path: Path, key: dict[str, Any], check: Check | None) -> dict[str, Any] | None:
+    """The stored value at ``path`` if it is a checkpoint for ``key`` that passes ``check``."""
+    payload = _load_matching(path, key)
+    if payload is None:
+        return None
+    problem = check(payload["value"]) if check is not None else None
+    if problem is not None:
+        warnings.warn(f"ignoring checkpoint {path}: {problem}; recomputing it")
+        return None
+    return payload["value"]
+
+
+def cached(name: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]], *,
+           check: Check | None = None, legacy_key: dict[str, Any] | None = None
+           ) -> dict[str, Any]:
     """``compute()``'s result (a dict of tensors and plain values), or the cached one for ``key``.
 
     For expensive, deterministic results such as decoded images or trained weights. ``name`` and
-    ``key`` are checked before computing. A corrupted, foreign or mismatched file is reported and
-    recomputed; a failed write is reported and the result returned uncached.
+    ``key`` are checked before computing. A corrupted, foreign or mismatched file, or one whose
+    value fails ``check``, is reported and recomputed; a failed write is reported and the result
+    returned uncached. ``legacy_key``: the key an earlier kdutils gave the same result; a file
+    found under it (and passing ``check``) is used and saved under ``key``, once.
     """
     path = checkpoint_path(name, key)
-    payload = _load_matching(path, key)
-    if payload is not None:
-        return payload["value"]
-    value = compute()
-    _save_or_warn(value, key, path)
+    value = _usable(path, key, check)
+    if value is None and legacy_key is not None:
+        value = _usable(checkpoint_path(name, legacy_key), legacy_key, check)
+        if value is not None:
+            _save_or_warn(value, key, path)
+    if value is None:
+        value = compute()
+        _save_or_warn(value, key, path)
     return value
 
 
+def weights_problem(model: nn.Module, value: Any) -> str | None:
+    """What keeps a stored ``{"state_dict", "result"}`` from loading into ``model``, or None."""
+    if not isinstance(value, dict) or set(value) != {"state_dict", "result"} \
+            or not isinstance(value["state_dict"], dict):
+        return "it does not hold trained weights ({'state_dict', 'result'})"
+    stored, expected = tensor_signature(value["state_dict"]), tensor_signature(model.state_dict())
+    if len(stored) != len(value["state_dict"]) or sorted(stored) != sorted(expected):
+        differ = sorted(set(stored) ^ set(expected))[:4]
+        return (f"its tensors do not fit the model (name dtype shape, in one but not the other: "
+                f"{differ})")
+    return None
+
+
 def load_or_train(model: nn.Module, name: str, key: dict[str, Any],
-                  train: Callable[[nn.Module], Any]) -> tuple[nn.Module, Any]:
+                  train: Callable[[nn.Module], Any], *,
+                  legacy_key: dict[str, Any] | None = None) -> tuple[nn.Module, Any]:
     """Load ``model``'s weights from the cache, or call ``train(model)`` and cache the result.
 
     Returns ``(model, result)``, where ``result`` is what ``train`` returned (for instance a
-    :class:`~kdutils.train.History`'s rows), stored alongside the weights.
+    :class:`~kdutils.train.History`'s rows), stored alongside the weights. Stored weights whose
+    tensors do not fit ``model`` are reported with the file's path and trained again.
+    ``legacy_key`` as in :func:`cached`.
     """
     def trained() -> dict[str, Any]:
         result = train(model)
         return {"state_dict": model.state_dict(), "result": result}
 
-    value = cached(name, key, trained)
+    value = cached(name, key, trained, check=lambda stored: weights_problem(model, stored),
+                   legacy_key=legacy_key)
     model.load_state_dict(value["state_dict"])
     return model, value["result"]

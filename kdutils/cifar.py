@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torchvision import datasets
 
-from .checkpoint import cached
+from .checkpoint import cached, local_secret
 from .data import ImageDataset, channel_stats
 from .sources import (CorruptDatasetError, DatasetNotFoundError, download_staged, loaded_once,
                       resolve_root)
@@ -123,6 +123,18 @@ def _decode(files: list[tuple[Path, int]]) -> dict[str, torch.Tensor]:
     return {"images": images, "labels": torch.tensor([label for _, label in files])}
 
 
+def _decoded_problem(stored: dict[str, torch.Tensor], count: int) -> str | None:
+    """What is wrong with cached decoded images for ``count`` files, or None."""
+    images, labels = stored.get("images"), stored.get("labels")
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 \
+            or tuple(images.shape) != (count, 3, 32, 32):
+        return f"it does not hold {count} decoded 3x32x32 uint8 images"
+    if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (count,) \
+            or labels.is_floating_point() or not ((labels >= 0) & (labels < 10)).all():
+        return f"it does not hold {count} CIFAR-10 labels"
+    return None
+
+
 def _files_digest(folder: Path, files: list[tuple[Path, int]]) -> str:
     """sha256 over each file's path relative to ``folder`` (``<class>/<name>``, so its label),
     size and modification time, in the files' sorted order."""
@@ -142,8 +154,10 @@ def _jpeg_split(root: Path, train: bool) -> Split:
         empty = FileNotFoundError(f"no *.jpg in {folder}")
         raise DatasetNotFoundError(_missing_message(root, empty))
     _check_no_empty_class(folder, files)
-    key = {"split": _split_name(train), "files": _files_digest(folder, files)}
-    tensors = cached(f"cifar10-jpeg-{_split_name(train)}", key, lambda: _decode(files))
+    key = {"split": _split_name(train), "files": _files_digest(folder, files),
+           "secret": local_secret()}  # no pack can supply this file
+    tensors = cached(f"cifar10-jpeg-{_split_name(train)}", key, lambda: _decode(files),
+                     check=lambda stored: _decoded_problem(stored, len(files)))
     return tensors["images"], tensors["labels"], "JPEG copy", folder
 
 

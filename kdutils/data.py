@@ -141,19 +141,34 @@ class Batch(NamedTuple):
 Augment = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
 
+CHUNK_SAMPLES = 8192
+CHUNK_BYTES = 128 * 2**20
+
+
+def chunk_samples(data: ImageDataset, batch_size: int, chunk_size: int = CHUNK_SAMPLES,
+                  chunk_bytes: int = CHUNK_BYTES) -> int:
+    """How many samples to normalize at a time: at most ``chunk_size``, and no more than fit
+    in ``chunk_bytes`` as float32 (large images), rounded down to whole batches (at least one)."""
+    sample_bytes = 4 * max(data.images[0].numel(), 1) if len(data) else 4
+    samples = min(chunk_size, max(chunk_bytes // sample_bytes, 1))
+    return max(samples // batch_size, 1) * batch_size
+
+
 def iterate_batches(data: ImageDataset, batch_size: int, *, shuffle: bool = False,
                     generator: torch.Generator | None = None, augment: Augment | None = None,
-                    chunk_size: int = 8192) -> Iterator[Batch]:
+                    chunk_size: int = CHUNK_SAMPLES) -> Iterator[Batch]:
     """Yield mini-batches of ``data``; with ``shuffle``, in the order of one random permutation.
 
     Samples are gathered, augmented (``augment(uint8 images, generator)``, e.g.
-    :class:`~kdutils.regularize.RandomShift`) and normalized ``chunk_size`` at a time, so that a
-    batch is a slice (a few vectorized operations per chunk instead of per batch, bounded memory).
+    :class:`~kdutils.regularize.RandomShift`) and normalized a chunk at a time (see
+    :func:`chunk_samples`: at most ``chunk_size`` samples and :data:`CHUNK_BYTES` of floats), so
+    that a batch is a slice (a few vectorized operations per chunk instead of per batch, bounded
+    memory).
     """
     check_count(batch_size, "batch_size")
     order = (torch.randperm(len(data), generator=generator, device="cpu") if shuffle
              else torch.arange(len(data), device="cpu"))  # positions live on the CPU
-    chunk_size = max(chunk_size // batch_size, 1) * batch_size
+    chunk_size = chunk_samples(data, batch_size, chunk_size)
     for chunk_start in range(0, len(data), chunk_size):
         chunk = order[chunk_start:chunk_start + chunk_size]
         images = data.images.index_select(0, chunk)  # row copies: 13x faster than [chunk]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from numbers import Real
 
 
 def answer_digest(value: float, digits: int) -> str:
@@ -16,8 +17,11 @@ def answer_digest(value: float, digits: int) -> str:
 
 
 def check_answer(value: float, digest: str, digits: int) -> None:
-    """Print whether ``value`` rounds to the answer behind ``digest``."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+    """Print whether ``value`` (a number: also a numpy scalar or a one-value tensor) rounds to
+    the answer behind ``digest``."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()  # a 0-d tensor or numpy scalar
+    if not isinstance(value, Real) or isinstance(value, bool) or math.isnan(value):
         print(f"not checked: give a number, got {value!r}")
     elif answer_digest(value, digits) == digest:
         print("right.")

@@ -4,11 +4,15 @@
     python -m kdutils.pack import teachers.zip    # checked, then installed into the cache
 
 A pack is a zip archive of checkpoint files with a ``manifest.json`` that lists each file's
-sha256 and the key it was trained under (architecture, data fingerprints, settings, PyTorch's
-``major.minor``). Import checks everything before it installs anything: the archive, every
-file's digest, that each checkpoint loads and was made for the key its name says, and that it
-was trained under this PyTorch release. A pack that fails a check is refused with the reason and
-the cache is left as it was; each file that passes goes in with an atomic rename.
+sha256 and the key it was trained under (model, data fingerprints, settings, PyTorch's
+``major.minor``). A pack is someone else's file, so import checks everything before it installs
+anything (see :mod:`kdutils.pack_checks`): the archive's declared sizes, the manifest, each
+member's digest as it is extracted, that each holds a trained model (never a dataset or anything
+else), made for the key its name says, with tensors that fit that model, under this PyTorch
+release. A pack that fails a check is refused with the reason and the cache is left as it was;
+each file that passes goes in with an atomic rename, replacing a broken copy already there. Both
+commands print the pack's sha256: import packs only from your instructor, and compare it with
+the digest they announce.
 """
 from __future__ import annotations
 
@@ -20,19 +24,17 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from .checkpoint import cache_dir, checkpoint_path
+from .checkpoint import CACHE_ENV, cache_dir, checkpoint_path
+from .pack_checks import (FORMAT, MANIFEST, MAX_MANIFEST_BYTES, PackError, check_declared_sizes,
+                          check_manifest, free_bytes, model_checkpoint_problem, summary)
 from .runtime import torch_release
 
-MANIFEST = "manifest.json"
-FORMAT = 1
-
-
-class PackError(ValueError):
-    """A teacher pack that cannot be installed: corrupt, tampered with or made for other code."""
+__all__ = ["PackError", "export_pack", "import_pack", "main", "sha256_of"]
+Log = Callable[[str], None]
 
 
 def sha256_of(path: Path) -> str:
@@ -43,98 +45,156 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _trained_model(path: Path) -> dict[str, Any] | None:
-    """The key of a checkpoint holding trained weights (not decoded images), else None."""
+def _load(path: Path) -> Any:
+    """A checkpoint file's payload (tensors and plain values only), or None if unreadable."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - unreadable files are the cache's business, not a pack's
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - unreadable files are reported by the caller
         return None
-    if isinstance(payload, dict) and isinstance(payload.get("value"), dict) \
-            and "state_dict" in payload["value"]:
-        return payload["key"]
-    return None
 
 
-def export_pack(file: Path) -> list[str]:
+def _cache_folder() -> Path:
+    """The cache folder, refused if it is a file."""
+    folder = cache_dir()
+    if folder.exists() and not folder.is_dir():
+        raise PackError(f"the cache {folder} is a file, not a folder: point {CACHE_ENV} at a "
+                        f"folder (or unset it to use the project's cache/)")
+    return folder
+
+
+def export_pack(file: Path, log: Log = lambda line: None) -> list[str]:
     """Write every trained model of the cache into the zip ``file``; returns their file names."""
+    if file.is_dir():
+        raise PackError(f"{file} is a folder: give the pack a file name, such as "
+                        f"{file / 'teachers.zip'}")
+    folder = _cache_folder()
     entries = []
-    for path in sorted(cache_dir().glob("*.pt")):
-        key = _trained_model(path)
-        if key is not None:
-            entries.append({"file": path.name, "sha256": sha256_of(path), "key": key})
+    for path in sorted(folder.glob("*.pt")):
+        payload = _load(path)
+        if model_checkpoint_problem(payload) is None:
+            entries.append({"file": path.name, "sha256": sha256_of(path), "key": payload["key"]})
+            log(f"  {path.name}: {summary(payload)}")
     if not entries:
-        raise PackError(f"no trained model in the cache {cache_dir()}: run the notebooks in full "
-                        f"mode first (or point KD_CACHE_DIR at the cache that has them)")
+        raise PackError(f"no trained model in the cache {folder}: run the notebooks in full "
+                        f"mode first (or point {CACHE_ENV} at the cache that has them)")
     manifest = {"format": FORMAT, "torch": torch_release(), "checkpoints": entries}
-    file.parent.mkdir(parents=True, exist_ok=True)
     partial = file.with_name(f".{file.name}.partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
-        for entry in entries:
-            archive.write(cache_dir() / entry["file"], entry["file"])
-    os.replace(partial, file)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+            for entry in entries:
+                archive.write(folder / entry["file"], entry["file"])
+        os.replace(partial, file)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise PackError(f"cannot write {file} ({error.strerror or error}): choose a writable "
+                        f"place with room for the pack") from None
     return [entry["file"] for entry in entries]
 
 
 def _read_manifest(archive: zipfile.ZipFile, file: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads(archive.read(MANIFEST))
-    except KeyError:
+    """The manifest, read with a size bound, parsed and checked."""
+    if MANIFEST not in archive.namelist():
         raise PackError(f"{file} has no {MANIFEST}: it is not a teacher pack (make one with "
-                        f"python -m kdutils.pack export FILE)") from None
-    if manifest.get("format") != FORMAT:
-        raise PackError(f"{file} is a pack of format {manifest.get('format')!r}; this kdutils "
-                        f"reads format {FORMAT}: update the course, or export the pack again")
-    if manifest.get("torch") != torch_release():
-        raise PackError(f"{file} was made with PyTorch {manifest.get('torch')}, this is "
-                        f"{torch_release()}: its teachers would never be looked up; export it "
-                        f"again under PyTorch {torch_release()} (or install that release)")
+                        f"python -m kdutils.pack export FILE)")
+    with archive.open(MANIFEST) as stream:
+        text = stream.read(MAX_MANIFEST_BYTES + 1)
+    try:
+        manifest = json.loads(text) if len(text) <= MAX_MANIFEST_BYTES else None
+    except (ValueError, RecursionError):
+        raise PackError(f"{MANIFEST} of {file} is not JSON: the pack is damaged; copy it again "
+                        f"or ask for a new export") from None
+    check_manifest(manifest, file, torch_release())
+    if set(archive.namelist()) != {MANIFEST} | {e["file"] for e in manifest["checkpoints"]}:
+        raise PackError(f"{file} holds other files than its manifest lists: a pack holds only "
+                        f"the checkpoints of its manifest; ask for a new export")
     return manifest
 
 
-def _check_entry(entry: dict[str, Any], extracted: Path, file: Path) -> None:
-    """Refuse a checkpoint whose bytes, contents or name do not match the manifest."""
-    name = entry["file"]
-    if sha256_of(extracted) != entry["sha256"]:
-        raise PackError(f"{name} in {file} is corrupt: its sha256 differs from the manifest's; "
-                        f"copy the pack again from its source")
+def _extract(archive: zipfile.ZipFile, entry: dict[str, Any], staging: Path, file: Path) -> Path:
+    """Copy one member into ``staging``, hashing as it goes and never past its declared size."""
+    info, target, digest, written = archive.getinfo(entry["file"]), staging / entry["file"], \
+        hashlib.sha256(), 0
+    with archive.open(info) as source, open(target, "wb") as sink:
+        for chunk in iter(lambda: source.read(1 << 20), b""):
+            written += len(chunk)
+            if written > info.file_size:
+                raise PackError(f"{entry['file']} in {file} is longer than it declares: the pack "
+                                f"is malformed; ask for a new export")
+            digest.update(chunk)
+            sink.write(chunk)
+    if digest.hexdigest() != entry["sha256"]:
+        raise PackError(f"{entry['file']} in {file} is corrupt: its sha256 differs from the "
+                        f"manifest's; copy the pack again from its source")
+    return target
+
+
+def _check_entry(entry: dict[str, Any], extracted: Path, file: Path) -> dict[str, Any]:
+    """The checked payload of an extracted checkpoint; refused unless it is a trained model made
+    for the key its name and manifest give."""
+    name, payload = entry["file"], _load(extracted)
+    problem = model_checkpoint_problem(payload)
+    if problem is not None:
+        raise PackError(f"{name} in {file} is refused: {problem}")
     stem = name.rsplit("-", 1)[0]
-    if checkpoint_path(stem, entry["key"]).name != name or _trained_model(extracted) != entry["key"]:
+    if checkpoint_path(stem, entry["key"]).name != name or payload["key"] != entry["key"]:
         raise PackError(f"{name} in {file} does not hold the checkpoint its name and manifest "
                         f"describe; the pack was altered: export it again")
+    return payload
 
 
-def import_pack(file: Path) -> list[str]:
-    """Check the pack ``file`` whole, then install its checkpoints; returns the new file names."""
+def _keep_existing(target: Path, entry: dict[str, Any]) -> str | None:
+    """Why the cache's own ``target`` stays (the same file, or a sound model of the same key), or
+    None when it is broken and the pack's copy replaces it."""
+    if not target.exists():
+        return None
+    if sha256_of(target) == entry["sha256"]:
+        return "already there"
+    payload = _load(target)
+    if model_checkpoint_problem(payload) is None and payload["key"] == entry["key"]:
+        return "kept: the cache has its own sound copy"
+    return None
+
+
+def import_pack(file: Path, log: Log = lambda line: None) -> list[str]:
+    """Check the pack ``file`` whole, then install its checkpoints; returns the files installed.
+
+    ``log`` receives one line per checkpoint: what it is and what was done with it.
+    """
+    folder = _cache_folder()
     try:
         archive = zipfile.ZipFile(file)
     except (OSError, zipfile.BadZipFile) as error:
         raise PackError(f"cannot read {file} as a teacher pack ({error}); copy it again") from None
-    with archive, tempfile.TemporaryDirectory(dir=_staging_parent()) as staging:
-        manifest = _read_manifest(archive, file)
-        for entry in manifest["checkpoints"]:
-            if entry["file"] not in archive.namelist() or "/" in entry["file"]:
-                raise PackError(f"{file} lists {entry['file']!r} but does not hold it as a plain "
-                                f"file; export the pack again")
-            try:
-                extracted = Path(archive.extract(entry["file"], staging))
-            except (zipfile.BadZipFile, OSError) as error:
-                raise PackError(f"{entry['file']} in {file} cannot be read ({error}); copy the "
-                                f"pack again") from None
-            _check_entry(entry, extracted, file)
-        installed = []
-        for entry in manifest["checkpoints"]:  # every check passed: install
-            target = cache_dir() / entry["file"]
-            if not target.exists():
-                os.replace(Path(staging) / entry["file"], target)
-                installed.append(entry["file"])
-        return installed
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with archive, tempfile.TemporaryDirectory(dir=folder, prefix=".pack-") as staging:
+            check_declared_sizes(archive, file, free_bytes(folder))
+            manifest = _read_manifest(archive, file)
+            checked = [(entry, _check_entry(entry, _extract(archive, entry, Path(staging), file),
+                                            file)) for entry in manifest["checkpoints"]]
+            return _install(checked, Path(staging), folder, log)
+    except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as error:
+        raise PackError(f"{file} is damaged ({error}); copy it again") from None
+    except OSError as error:
+        raise PackError(f"cannot install into the cache {folder} ({error.strerror or error}): "
+                        f"make it writable, or point {CACHE_ENV} at a writable folder") from None
 
 
-def _staging_parent() -> Path:
-    """A folder beside the cache, so that installing is a rename on the same file system."""
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    return cache_dir()
+def _install(checked: list[tuple[dict[str, Any], dict[str, Any]]], staging: Path, folder: Path,
+             log: Log) -> list[str]:
+    """Move every checked checkpoint into ``folder`` unless a sound copy is there already."""
+    installed = []
+    for entry, payload in checked:
+        target = folder / entry["file"]
+        kept = _keep_existing(target, entry)
+        if kept is None:
+            action = "replaced a broken copy" if target.exists() else "installed"
+            os.replace(staging / entry["file"], target)
+            installed.append(entry["file"])
+        log(f"  {entry['file']} ({kept or action}): {summary(payload)}")
+    return installed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,17 +205,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "export":
-            names = export_pack(args.file)
+            names = export_pack(args.file, log=print)
             size = args.file.stat().st_size / 2**20
-            print(f"exported {len(names)} trained models to {args.file} ({size:.1f} MiB): "
-                  + ", ".join(names))
+            print(f"exported {len(names)} trained models to {args.file} ({size:.1f} MiB)")
+            print(f"pack sha256: {sha256_of(args.file)}  (announce it with the pack)")
         else:
-            names = import_pack(args.file)
+            print(f"pack sha256: {sha256_of(args.file)}  (compare it with the digest your "
+                  f"instructor announced; import packs only from them)")
+            names = import_pack(args.file, log=print)
             print(f"installed {len(names)} trained models into {cache_dir()}"
-                  + (": " + ", ".join(names) if names else " (all were there already)"))
-    except PackError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+                  + ("" if names else " (all were there already)"))
+    except (PackError, OSError) as error:
+        reason = error if isinstance(error, PackError) else f"cannot read {args.file} ({error})"
+        print(f"error: {reason}", file=sys.stderr)
+        return 2
     return 0
 
 

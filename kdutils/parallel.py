@@ -49,6 +49,9 @@ def usable_cores() -> int:
 
 def why_sequential() -> str | None:
     """Why the runs cannot go to worker processes here, or None when they can."""
+    if _in_worker:
+        return ("this is already a worker of run_parallel (a nested call): the outer call keeps "
+                "the cores busy, so the inner runs go one after another in this worker")
     device = pick_device()
     if device.type != "cpu":
         return f"the models train on {device.type}, which one process keeps busy"
@@ -104,8 +107,13 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(1)  # unwinds the run, so its cleanup (temporary files) happens
 
 
+_in_worker = False  # set in a worker process: a nested run_parallel runs its items there
+
+
 def _worker(fn: Callable, item: Any, index: int, messages: Any, parent: int) -> None:
     """A worker process's life: one run, its bars forwarded, its result or failure sent."""
+    global _in_worker
+    _in_worker = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it stops us with SIGTERM
     signal.signal(signal.SIGTERM, _stop_on_sigterm)  # SystemExit: cleanup code runs
     _exit_when_orphaned(parent)
@@ -146,19 +154,17 @@ def _run_in_workers(fn: Callable, items: list, workers: int, show: bool) -> list
     results: dict[int, Any] = {}
     running: dict[int, multiprocessing.process.BaseProcess] = {}
     waiting = list(range(len(items)))
+    ended_silently: set[int] = set()
     bar = _OverallBar(len(items), show)
     try:
         while waiting or running:
             while waiting and len(running) < workers:
                 index = waiting.pop(0)
-                running[index] = context.Process(
-                    target=_worker, args=(fn, items[index], index, messages, os.getpid()),
-                    daemon=True)
-                running[index].start()
+                running[index] = _start(context, fn, items, index, messages)
             try:
                 index, kind, *payload = messages.get(timeout=1.0)
             except Empty:
-                _check_alive(running, items)
+                ended_silently = _check_alive(running, items, ended_silently)
                 continue
             if kind == "result":
                 results[index] = _deserialized(payload[0])
@@ -176,13 +182,38 @@ def _run_in_workers(fn: Callable, items: list, workers: int, show: bool) -> list
     return [results[i] for i in range(len(items))]
 
 
-def _check_alive(running: dict, items: list) -> None:
-    """Raise if a worker ended without sending its result (killed, out of memory)."""
+def _start(context: Any, fn: Callable, items: list, index: int,
+           messages: Any) -> multiprocessing.process.BaseProcess:
+    """A started worker process for ``items[index]``; a failed fork is reported as such."""
+    process = context.Process(target=_worker, args=(fn, items[index], index, messages,
+                                                    os.getpid()), daemon=True)
+    try:
+        process.start()
+    except OSError as error:  # fork refused: too many processes, or no memory for one
+        raise WorkerError(f"could not start a worker process for the run for {items[index]!r} "
+                          f"({error}); free memory, or pass workers=1 to run the runs one "
+                          f"after another in this process") from error
+    return process
+
+
+def _check_alive(running: dict, items: list, ended_silently: set[int]) -> set[int]:
+    """Raise if a worker ended without sending its result: killed (out of memory), or exited
+    cleanly without one (``os._exit``) and still nothing came through a second later. Returns
+    the workers that ended cleanly, to check again after the next quiet second."""
+    ended = set()
     for index, process in running.items():
-        if not process.is_alive() and process.exitcode != 0:
+        if process.is_alive():
+            continue
+        if process.exitcode != 0:
             raise WorkerError(f"the worker process of the run for {items[index]!r} ended with "
                               f"exit code {process.exitcode} before sending its result (killed "
                               f"by the system, for instance out of memory)")
+        if index in ended_silently:  # its result would have arrived by now
+            raise WorkerError(f"the worker process of the run for {items[index]!r} exited "
+                              f"(status 0) without sending a result: the run ended its process "
+                              f"(os._exit?) instead of returning; return the result instead")
+        ended.add(index)
+    return ended
 
 
 def _stop(processes: Iterable[multiprocessing.process.BaseProcess]) -> None:
@@ -211,7 +242,8 @@ def run_parallel(fn: Callable[[Item], Result], items: Iterable[Item], *,
 
     ``workers``: how many runs at a time; default ``$KD_WORKERS`` or one per usable core (at most
     one per item). The runs go one after another in this process when ``workers`` is 1, when the
-    models train on a GPU, or off Linux (see :func:`why_sequential`). A failed run raises
+    models train on a GPU, off Linux, or inside a worker of another ``run_parallel`` (see
+    :func:`why_sequential`); a worker that cannot be started is reported as such. A failed run raises
     :class:`WorkerError` with the worker's traceback; an interrupt (Ctrl-C, the kernel's stop
     button) stops every worker, and the checkpoint cache only ever holds complete files.
     """

@@ -68,6 +68,34 @@ def labelled_predictions(model: nn.Module, data: ImageDataset) -> torch.Tensor:
     return logits.argmax(1)
 
 
+@torch.no_grad()
+def output_classes(model: nn.Module, data: ImageDataset) -> int:
+    """How many classes ``model`` predicts: its logits' width on ``data``'s first sample (in
+    eval mode, so nothing in the model changes; put back in the mode it was in)."""
+    was_training = model.training
+    model.eval()
+    inputs = data.normalize(data.images[:1]).to(model_device(model),
+                                                memory_format=memory_format_for(model))
+    classes = logits_of(model(inputs)).shape[-1]
+    model.train(was_training)
+    return classes
+
+
+def check_labels_fit(model: nn.Module, data: ImageDataset, name: str) -> None:
+    """Refuse labels of ``data`` that ``model`` has no output for, naming the first such sample
+    (cross-entropy would fail on them, on CUDA with an unreadable device-side assert)."""
+    if not data.labelled.any():
+        return
+    classes = output_classes(model, data)
+    beyond = torch.nonzero(data.labelled & (data.labels >= classes)).flatten()
+    if len(beyond):
+        first = int(beyond[0])
+        raise ValueError(f"{name}'s sample {first} has label {int(data.labels[first])}, but the "
+                         f"model predicts {classes} classes (0 to {classes - 1}); build the model "
+                         f"with {int(data.labels.max()) + 1} outputs, or leave out the "
+                         f"{len(beyond):,} samples of other classes (data.select(...))")
+
+
 def evaluate(model: nn.Module, data: ImageDataset) -> float:
     """Accuracy (%) of ``model`` on ``data``."""
     predictions = labelled_predictions(model, data)

@@ -14,8 +14,21 @@ from typing import Any, Callable, Sequence
 
 from scipy import stats as scipy_stats
 
+def as_numbers(values: Any, name: str = "values") -> list[float]:
+    """``values`` as Python floats: a sequence of numbers, a 1-D tensor or array, or numbers
+    that are 0-d tensors or numpy scalars."""
+    if hasattr(values, "tolist") and getattr(values, "ndim", 1) == 1:
+        values = values.tolist()  # tensors and numpy arrays
+    try:
+        return [float(value) for value in values]
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be numbers, one per seed (a list, a 1-D tensor or "
+                         f"array), got {values!r}") from None
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value; NaN if a value is NaN)."""
+    values = as_numbers(values)
     if not values:
         raise ValueError("values is empty: run at least one seed")
     if any(math.isnan(value) for value in values):
@@ -25,6 +38,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
     """The mean and its t-interval ``(mean, low, high)``; a single value is its own interval."""
+    values = as_numbers(values)
     mean, std = mean_std(values)
     if len(values) < 2 or std == 0:
         return mean, mean, mean
@@ -97,6 +111,7 @@ def gap(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Gap
 
     Use :func:`paired_gap` when ``a[i]`` and ``b[i]`` come from the same seed.
     """
+    a, b = as_numbers(a, "a"), as_numbers(b, "b")
     (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
     error = math.sqrt(std_a**2 / len(a) + std_b**2 / len(b))
     return _judged(mean_a - mean_b, error, (len(a), len(b)), f"Welch, n={len(a)} and {len(b)}",
@@ -110,6 +125,7 @@ def paired_gap(after: Sequence[float], before: Sequence[float], confidence: floa
     measured twice (each student before and after fine-tuning). The t distribution has
     ``n - 1`` degrees of freedom.
     """
+    after, before = as_numbers(after, "after"), as_numbers(before, "before")
     if len(after) != len(before):
         raise ValueError(f"after and before must pair up seed by seed, got {len(after)} and "
                          f"{len(before)} values")

@@ -16,10 +16,11 @@ from .checkpoint import load_or_train
 from .checks import check_count, check_loss_temperature, check_positive, check_weight
 from .data import Augment, Batch, ImageDataset, check_labelled, check_not_empty
 from .fingerprint import check_outputs_match, content_fingerprint
+from .identity import code_entry, legacy_key, model_identity
 from .losses import SoftLoss, distillation_terms, kd_loss
 from .progress import progress_bar
-from .predict import (evaluate, freeze, logits_of, memory_format_for, model_batches, model_device,
-                      teacher_logits)
+from .predict import (check_labels_fit, evaluate, freeze, logits_of, memory_format_for,
+                      model_batches, model_device, teacher_logits)
 from .regularize import apply_max_norm, check_max_norm
 from .runtime import seed_everything, torch_release
 
@@ -62,6 +63,8 @@ def check_run(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epoc
     check_not_empty(test, "test")
     check_labelled(test, "test", "the test set is scored after every epoch: give it its labels")
     check_trainable(model)
+    check_labels_fit(model, train, "train")
+    check_labels_fit(model, test, "test")
 
 
 def check_trainable(model: nn.Module) -> None:
@@ -222,9 +225,11 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: in
 
 def run_key(model: nn.Module, train: ImageDataset, test: ImageDataset,
             **settings: Any) -> dict[str, Any]:
-    """A training run's cache key: architecture, the data's fingerprints (never their names), the
-    run's ``settings`` and PyTorch's release (see :func:`~kdutils.runtime.torch_release`)."""
-    return {"architecture": repr(model), "train": train.fingerprint, "test": test.fingerprint,
+    """A training run's cache key: the model (:func:`~kdutils.identity.model_identity`: repr,
+    tensors' names, dtypes and shapes, and the code of classes of yours), the data's
+    fingerprints (never their names), the run's ``settings`` and PyTorch's release (see
+    :func:`~kdutils.runtime.torch_release`)."""
+    return {**model_identity(model), "train": train.fingerprint, "test": test.fingerprint,
             **settings, "torch": torch_release()}
 
 
@@ -251,7 +256,7 @@ def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDatas
         return fit(m, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                    optimizer=optimizer, label=name, progress=progress, **options).rows
 
-    model, rows = load_or_train(model, name, key, train_rows)
+    model, rows = load_or_train(model, name, key, train_rows, legacy_key=legacy_key(key))
     return model, History(name, rows)
 
 
@@ -354,7 +359,8 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
     load it from the cache.
 
     Keyed like :func:`cached_fit`, plus ``T``, ``alpha``, ``augment`` when given, and the teacher:
-    its architecture and a fingerprint of its weights, so a retrained teacher gets new students.
+    its architecture, a fingerprint of its weights and the code of its classes of yours, so a
+    retrained or edited teacher gets new students.
     ``cached_logits`` are checked against the teacher (:func:`check_logits_of_teacher`) before
     they are used, even when the student comes from the cache.
     """
@@ -366,7 +372,8 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
     weights = content_fingerprint(*teacher.state_dict().values())
     key = run_key(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                   lr_schedule=repr(lr_schedule), T=T, alpha=alpha,
-                  teacher={"architecture": repr(teacher), "weights": weights},
+                  teacher={"architecture": repr(teacher), "weights": weights,
+                           **code_entry(teacher)},
                   **({} if augment is None else {"augment": repr(augment)}),
                   **optimizer_key(optimizer))
 
@@ -376,5 +383,5 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
                        cached_logits=cached_logits, augment=augment, optimizer=optimizer,
                        label=name, progress=progress).rows
 
-    student, rows = load_or_train(student, name, key, train_rows)
+    student, rows = load_or_train(student, name, key, train_rows, legacy_key=legacy_key(key))
     return student, History(name, rows)

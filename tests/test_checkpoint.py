@@ -250,3 +250,103 @@ def test_a_cached_student_is_not_returned_for_stored_logits_with_augment(tiny_da
     with pytest.raises(ValueError, match="cannot go with augment"):
         _cached_student(teacher, tiny_data, augment=kd.RandomShift(1),
                         cached_logits=kd.teacher_logits(teacher, tiny_data))
+
+
+# Issue 27: the key covers what determines the result, and weights that do not fit are retrained.
+
+class Scaled(torch.nn.Module):
+    """A model of the user's own: the cache key must see its code."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+
+def scaled_forward_edited(self, x):
+    return 2 * self.linear(x.flatten(1))
+
+
+def test_editing_a_models_forward_changes_its_key(tiny_data, monkeypatch):
+    first, _ = kd.cached_fit(Scaled, "mine", tiny_data, tiny_data, epochs=1, lr=1e-2,
+                             batch_size=16, progress=False)
+    monkeypatch.setattr(Scaled, "forward", scaled_forward_edited)
+    monkeypatch.setattr(kd.train, "fit", lambda *a, **k: kd.History("edited", [{"test_acc": 0.0}]))
+    _, history = kd.cached_fit(Scaled, "mine", tiny_data, tiny_data, epochs=1, lr=1e-2,
+                               batch_size=16, progress=False)
+    assert history.label == "mine" and history.rows == [{"test_acc": 0.0}], \
+        "the edited class got the old weights and history"
+
+
+def test_a_parameter_added_as_an_attribute_changes_the_key(tiny_data):
+    def with_scale():
+        model = kd.mlp([16, 8, 3])
+        model.scale = torch.nn.Parameter(torch.ones(1))  # not in repr(model)
+        return model
+
+    plain = kdutils_key(kd.mlp([16, 8, 3]), tiny_data)
+    scaled = kdutils_key(with_scale(), tiny_data)
+    assert plain["architecture"] == scaled["architecture"] and plain != scaled
+    double = kdutils_key(kd.mlp([16, 8, 3]).double(), tiny_data)
+    assert double != plain, "the dtype is part of the key"
+
+
+def kdutils_key(model, data):
+    return kd.train.run_key(model, data, data, epochs=1)
+
+
+def test_the_course_models_keys_only_gain_their_tensor_signature(tiny_data):
+    """kdutils' and torch's classes add no code digest, so a checkpoint made before the change
+    is found under its old key (see test_a_checkpoint_made_before_the_change_still_loads)."""
+    key = kdutils_key(kd.mnist_teacher(), tiny_data)
+    assert "code" not in key and key["parameters"][0] == "1.weight float32 (1200, 784)"
+    assert kd.identity.legacy_key(key) == {k: v for k, v in key.items() if k != "parameters"}
+    assert kd.identity.legacy_key(kdutils_key(Scaled(), tiny_data)) is None
+
+
+def test_a_checkpoint_made_before_the_change_still_loads(tiny_data, monkeypatch):
+    model, history = kd.cached_fit(lambda: kd.mlp([16, 8, 3]), "old", tiny_data, tiny_data,
+                                   epochs=1, lr=1e-2, batch_size=16, progress=False)
+    new_path = next(kd.cache_dir().glob("old-*.pt"))
+    payload = torch.load(new_path, weights_only=True)
+    old_key = {k: v for k, v in payload["key"].items() if k != "parameters"}  # kdutils 0.1's
+    checkpoint.save_atomically({"key": old_key, "value": payload["value"]},
+                               checkpoint.checkpoint_path("old", old_key))
+    new_path.unlink()
+    monkeypatch.setattr(kd.train, "fit", lambda *a, **k: pytest.fail("retrained"))
+    loaded, loaded_history = kd.cached_fit(lambda: kd.mlp([16, 8, 3]), "old", tiny_data,
+                                           tiny_data, epochs=1, lr=1e-2, batch_size=16,
+                                           progress=False)
+    assert loaded_history.rows == history.rows and new_path.exists(), "re-keyed once"
+    assert torch.equal(loaded[1].weight, model[1].weight)
+
+
+def test_weights_that_do_not_fit_the_model_are_named_and_retrained():
+    calls = []
+    key = {"seed": 0}
+    checkpoint.save_atomically({"key": key, "value": {"state_dict": {"weight": torch.zeros(3, 3),
+                                                                     "bias": torch.zeros(3)},
+                                                      "result": None}},
+                               checkpoint.checkpoint_path("toy", key))
+    with pytest.warns(UserWarning, match=r"toy-\w+\.pt: its tensors do not fit the model"):
+        model, result = checkpoint.load_or_train(torch.nn.Linear(2, 2), "toy", key,
+                                                 counting_trainer(calls))
+    assert len(calls) == 1 and result == {"trained": 1}
+
+
+def cell_class(body):
+    """A class made as a notebook cell makes it: no file that inspect could read."""
+    namespace = {"torch": torch, "__name__": "__main__"}
+    exec(compile("class Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()"
+                 "\n        self.linear = torch.nn.Linear(16, 3)\n    def forward(self, x):\n"
+                 f"        return {body}\n", "<cell>", "exec"), namespace)
+    return namespace["Net"]
+
+
+def test_a_class_defined_in_a_notebook_cell_is_keyed_on_its_code():
+    one = kd.identity.code_entry(cell_class("self.linear(x)")())
+    again = kd.identity.code_entry(cell_class("self.linear(x)")())
+    other = kd.identity.code_entry(cell_class("2 * self.linear(x)")())
+    assert one == again and one != other and list(one["code"]) == ["__main__.Net"]

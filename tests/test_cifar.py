@@ -137,3 +137,30 @@ def test_missing_cifar_offline_raises_clear_file_not_found(tmp_path, monkeypatch
                    "KD_DATA_DIR"):
         assert needed in message
     assert [p for p in (tmp_path / "empty").rglob("*") if p.is_file()] == []
+
+
+def test_the_decode_cache_key_holds_a_secret_no_pack_can_know(tmp_path, monkeypatch):
+    """Issue 27: the key of decoded images was the same for every student with the same files,
+    so a pack could install forged images under it."""
+    write_jpeg_folder(tmp_path)
+    kd.load_cifar10(root=tmp_path)
+    secret = (kd.cache_dir() / kd.checkpoint.LOCAL_SECRET).read_text()
+    assert len(secret) == 32
+    decoded = sorted(kd.cache_dir().glob("cifar10-jpeg-train-*.pt"))
+    payload = torch.load(decoded[0], weights_only=True)
+    assert payload["key"]["secret"] == secret
+    monkeypatch.setenv("KD_CACHE_DIR", str(tmp_path / "classmate"))
+    assert kd.checkpoint.local_secret() != secret, "every cache has its own"
+
+
+def test_decoded_images_of_the_wrong_shape_are_reported_and_decoded_again(tmp_path):
+    write_jpeg_folder(tmp_path)
+    genuine = kd.load_cifar10(root=tmp_path)
+    path = next(kd.cache_dir().glob("cifar10-jpeg-train-*.pt"))
+    payload = torch.load(path, weights_only=True)
+    payload["value"]["images"] = payload["value"]["images"][:5]
+    kd.checkpoint.save_atomically(payload, path)
+    forget_loaded()
+    with pytest.warns(UserWarning, match="does not hold 20 decoded 3x32x32 uint8 images"):
+        again = kd.load_cifar10(root=tmp_path)
+    assert torch.equal(again.images, genuine.images)

@@ -118,3 +118,21 @@ def test_augment_is_applied_to_the_uint8_images_before_normalizing(tiny_data):
     batch = next(iterate_batches(tiny_data, 8, augment=invert))
     expected = tiny_data.normalize(255 - tiny_data.images[batch.index])
     torch.testing.assert_close(batch.inputs, expected)
+
+
+def test_large_images_are_normalized_a_bounded_number_of_bytes_at_a_time(monkeypatch):
+    """Issue 27: 8,192 samples of 3x224x224 were normalized at once (4.9 GB) for a batch of 1."""
+    from kdutils import data as kd_data
+    images = torch.zeros(1, 3, 224, 224, dtype=torch.uint8).expand(600, -1, -1, -1)
+    big = kd.ImageDataset(images, torch.zeros(600).long(), (0.5,) * 3, (0.25,) * 3, "big", "big")
+    normalized = []
+    original = kd.ImageDataset.normalize
+    monkeypatch.setattr(kd.ImageDataset, "normalize",
+                        lambda self, chunk: normalized.append(len(chunk)) or original(self, chunk))
+    first = next(iterate_batches(big, batch_size=1))
+    assert first.inputs.shape == (1, 3, 224, 224)
+    assert 1 <= normalized[0] and normalized[0] * 3 * 224 * 224 * 4 <= kd_data.CHUNK_BYTES
+    assert kd_data.chunk_samples(big, batch_size=4096) == 4096, "at least one whole batch"
+    assert kd_data.chunk_samples(kd.ImageDataset(images[:, :1, :28, :28], torch.zeros(600).long(),
+                                                 (0.5,), (0.25,), "small", "small"),
+                                 batch_size=64) == 8192, "small images as before"

@@ -20,3 +20,15 @@ def test_a_wrong_answer_fails_without_revealing_the_right_one(capsys):
 
 def test_negative_zero_rounds_like_zero():
     assert exercises.answer_digest(-0.0001, 2) == exercises.answer_digest(0.0, 2)
+
+
+def test_numpy_scalars_and_one_value_tensors_are_checked_as_numbers(capsys):
+    """Issue 27: they were answered 'not checked: give a number'."""
+    import numpy as np
+    import torch
+    digest = exercises.answer_digest(-0.2413, 3)
+    for value in (np.float32(-0.2413), np.float64(-0.2413), torch.tensor(-0.2413)):
+        exercises.check_answer(value, digest, 3)
+        assert capsys.readouterr().out == "right.\n"
+    exercises.check_answer(torch.tensor([1.0, 2.0]), digest, 3)
+    assert capsys.readouterr().out.startswith("not checked: give a number")

@@ -1,5 +1,6 @@
 """run_parallel: results in order and independent of the number of workers, failures and
 interrupts reported and cleaned up. Worker processes need fork: those tests run on Linux."""
+import multiprocessing.context
 import os
 import signal
 import subprocess
@@ -139,3 +140,45 @@ def test_run_grid_groups_every_trainers_runs_by_name_in_seed_order(workers):
     grid = kd.run_grid(trainers, [3, 1, 2], workers=workers, progress_bar=False)
     assert grid == {"double": [6, 2, 4], "negate": [-3, -1, -2]}
     assert list(grid) == ["double", "negate"]
+
+
+@linux_only
+def test_a_worker_that_exits_cleanly_without_a_result_is_reported_not_waited_for():
+    """Issue 27: a worker ending with status 0 and no result made run_parallel wait forever."""
+    script = textwrap.dedent("""
+        import os, sys
+        import kdutils as kd
+        def run(seed):
+            if seed == 0:
+                os._exit(0)
+            return seed
+        try:
+            kd.run_parallel(run, [0, 1], workers=2, progress_bar=False)
+        except kd.WorkerError as error:
+            print(error)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert "exited (status 0) without sending a result" in done.stdout, done.stderr
+
+
+@linux_only
+def test_a_nested_run_parallel_runs_its_items_in_the_worker():
+    def inner(seed):
+        return seed * 10
+
+    def outer(seed):
+        return kd.run_parallel(inner, [seed, seed + 1], progress_bar=False)
+
+    assert kd.run_parallel(outer, [0, 2], workers=2, progress_bar=False) == [[0, 10], [20, 30]]
+
+
+@linux_only
+def test_a_worker_that_cannot_be_started_is_reported_as_such(monkeypatch):
+    def refuse(self):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", refuse)
+    with pytest.raises(kd.WorkerError, match="could not start a worker process .*Resource "
+                                             "temporarily unavailable.*workers=1"):
+        kd.run_parallel(lambda seed: seed, [0, 1], workers=2, progress_bar=False)

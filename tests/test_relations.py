@@ -1,6 +1,5 @@
 """Relational KD losses against a hand-written reference (loops over pairs and triplets)."""
 import itertools
-import math
 
 import pytest
 import torch

@@ -68,3 +68,16 @@ def test_paired_gap_of_one_seed_or_constant_differences_cannot_be_judged():
 
 def test_format_mean_std_with_nan_does_not_crash():
     assert stats.format_mean_std([1.0, float("nan"), 3.0]) == "nan ± nan (n=3)"
+
+
+def test_tensors_arrays_and_numpy_scalars_are_numbers_too():
+    """Issue 27: paired_gap of tensors was refused."""
+    import numpy as np
+    import torch
+    after, before = [91.0, 92.5, 90.0], [90.0, 91.0, 89.5]
+    expected = stats.paired_gap(after, before)
+    assert stats.paired_gap(torch.tensor(after), torch.tensor(before)) == expected
+    assert stats.paired_gap(np.array(after), [torch.tensor(v) for v in before]) == expected
+    assert stats.mean_interval(torch.tensor(after)) == stats.mean_interval(after)
+    with pytest.raises(ValueError, match="after must be numbers, one per seed"):
+        stats.paired_gap(torch.zeros(3, 2), before)
