@@ -33,9 +33,22 @@ def is_own_class(cls: type) -> bool:
     return cls.__module__.split(".")[0] in OWN_PACKAGES or cls.__module__ == "builtins"
 
 
+_MEMORY_ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]+")
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr(value)`` that is the same in every run: memory addresses removed, the items of
+    sets (whose order changes with string hashing) sorted, code objects by their contents."""
+    if isinstance(value, CodeType):
+        return _code_text(value)
+    if isinstance(value, (set, frozenset)):
+        return f"{type(value).__name__}({sorted(_stable_repr(item) for item in value)})"
+    return _MEMORY_ADDRESS.sub("", repr(value))
+
+
 def _code_text(code: CodeType) -> str:
     """A stable text of compiled code (bytecode, names, constants; no file names or lines)."""
-    constants = [_code_text(c) if isinstance(c, CodeType) else repr(c) for c in code.co_consts]
+    constants = [_stable_repr(c) for c in code.co_consts]
     return f"{code.co_code.hex()}|{code.co_names}|{code.co_varnames}|{constants}"
 
 
@@ -57,7 +70,7 @@ def class_source(cls: type) -> str:
         if isinstance(value, FunctionType):
             parts.append(f"{name}: {_function_text(value)}")
         elif not name.startswith("__"):
-            parts.append(f"{name} = {value!r}")
+            parts.append(f"{name} = {_stable_repr(value)}")
     return "\n".join(parts)
 
 

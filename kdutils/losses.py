@@ -58,17 +58,21 @@ def non_negative(divergence: torch.Tensor) -> torch.Tensor:
     return divergence + (-divergence).clamp(min=0).detach()
 
 
-def loss_precision(logits: torch.Tensor) -> torch.dtype:
-    """The dtype a soft loss is computed in: float32 at least. In bfloat16 or float16 the
-    ``T**2``-scaled loss is percents off at high ``T`` (bfloat16: 1.5% at T=20)."""
-    return torch.promote_types(logits.dtype, torch.float32)
+def loss_precision(*logits: torch.Tensor) -> torch.dtype:
+    """The dtype a soft loss is computed in: the logits' widest, and float32 at least. In
+    bfloat16 or float16 the ``T**2``-scaled loss is percents off at high ``T`` (bfloat16: 1.5% at
+    T=20)."""
+    dtype = torch.float32
+    for tensor in logits:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    return dtype
 
 
 def _log_probs(student_logits: torch.Tensor, target_logits: torch.Tensor, T: float
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Checked inputs as log-probabilities at temperature ``T``: ``(student, target)``, in
     :func:`loss_precision` (gradients flow back to the student's own dtype)."""
-    dtype = loss_precision(student_logits)
+    dtype = loss_precision(student_logits, target_logits)
     check_loss_temperature(T, dtype)
     check_logits(student_logits, target_logits)
     return (F.log_softmax(student_logits.to(dtype) / T, dim=1),

@@ -19,18 +19,23 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import lzma
 import os
+import shutil
 import sys
 import tempfile
+import time
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from .checkpoint import CACHE_ENV, cache_dir, checkpoint_path
-from .pack_checks import (FORMAT, MANIFEST, MAX_MANIFEST_BYTES, PackError, check_declared_sizes,
-                          check_manifest, free_bytes, model_checkpoint_problem, summary)
+from .pack_checks import (FORMAT, MANIFEST, MAX_MANIFEST_BYTES, PackError,
+                          check_checkpoint_container, check_declared_sizes, check_manifest,
+                          free_bytes, model_checkpoint_problem, summary)
 from .runtime import torch_release
 
 __all__ = ["PackError", "export_pack", "import_pack", "main", "sha256_of"]
@@ -71,9 +76,14 @@ def export_pack(file: Path, log: Log = lambda line: None) -> list[str]:
     entries = []
     for path in sorted(folder.glob("*.pt")):
         payload = _load(path)
-        if model_checkpoint_problem(payload) is None:
+        problem = model_checkpoint_problem(payload)
+        if problem is None and not _named_for_its_key(path.name, payload["key"]):
+            problem = "its file name is not the one its key gives (renamed by hand?)"
+        if problem is None:
             entries.append({"file": path.name, "sha256": sha256_of(path), "key": payload["key"]})
             log(f"  {path.name}: {summary(payload)}")
+        else:
+            log(f"  left out {path.name}: {problem}")
     if not entries:
         raise PackError(f"no trained model in the cache {folder}: run the notebooks in full "
                         f"mode first (or point {CACHE_ENV} at the cache that has them)")
@@ -130,18 +140,27 @@ def _extract(archive: zipfile.ZipFile, entry: dict[str, Any], staging: Path, fil
     return target
 
 
-def _check_entry(entry: dict[str, Any], extracted: Path, file: Path) -> dict[str, Any]:
-    """The checked payload of an extracted checkpoint; refused unless it is a trained model made
-    for the key its name and manifest give."""
-    name, payload = entry["file"], _load(extracted)
+def _named_for_its_key(name: str, key: dict[str, Any]) -> bool:
+    """Whether ``name`` is the file name that the cache gives ``key``."""
+    try:
+        return checkpoint_path(name.rsplit("-", 1)[0], key).name == name
+    except ValueError:  # a stem or key the cache refuses
+        return False
+
+
+def _check_entry(entry: dict[str, Any], extracted: Path, file: Path) -> str:
+    """A summary of an extracted checkpoint, refused unless it is a trained model made for the
+    key its name and manifest give."""
+    name = entry["file"]
+    check_checkpoint_container(extracted, name, file)
+    payload = _load(extracted)
     problem = model_checkpoint_problem(payload)
     if problem is not None:
         raise PackError(f"{name} in {file} is refused: {problem}")
-    stem = name.rsplit("-", 1)[0]
-    if checkpoint_path(stem, entry["key"]).name != name or payload["key"] != entry["key"]:
+    if not _named_for_its_key(name, entry["key"]) or payload["key"] != entry["key"]:
         raise PackError(f"{name} in {file} does not hold the checkpoint its name and manifest "
                         f"describe; the pack was altered: export it again")
-    return payload
+    return summary(payload)
 
 
 def _keep_existing(target: Path, entry: dict[str, Any]) -> str | None:
@@ -152,13 +171,17 @@ def _keep_existing(target: Path, entry: dict[str, Any]) -> str | None:
     if sha256_of(target) == entry["sha256"]:
         return "already there"
     payload = _load(target)
-    if model_checkpoint_problem(payload) is None and payload["key"] == entry["key"]:
-        return "kept: the cache has its own sound copy"
+    if isinstance(payload, dict) and payload.get("key") == entry["key"] \
+            and isinstance(payload.get("value"), dict) and "state_dict" in payload["value"]:
+        return "kept: the cache has its own copy, which loads"
     return None
 
 
 def import_pack(file: Path, log: Log = lambda line: None) -> list[str]:
     """Check the pack ``file`` whole, then install its checkpoints; returns the files installed.
+
+    Nothing is written before the archive's sizes and manifest pass; each file goes in with an
+    atomic rename (if the disk fails mid-way, the files installed so far stay, each whole).
 
     ``log`` receives one line per checkpoint: what it is and what was done with it.
     """
@@ -167,33 +190,67 @@ def import_pack(file: Path, log: Log = lambda line: None) -> list[str]:
         archive = zipfile.ZipFile(file)
     except (OSError, zipfile.BadZipFile) as error:
         raise PackError(f"cannot read {file} as a teacher pack ({error}); copy it again") from None
+    with archive:
+        try:
+            check_declared_sizes(archive, file, free_bytes(_existing_parent(folder)))
+            manifest = _read_manifest(archive, file)
+        except DAMAGED as error:
+            raise PackError(f"{file} is damaged ({error}); copy it again") from None
+        staging = _staging_folder(folder)
+        try:
+            checked = [(entry, _check_entry(entry, _extract(archive, entry, staging, file), file))
+                       for entry in manifest["checkpoints"]]
+            return _install(checked, staging, folder, log)
+        except DAMAGED as error:
+            raise PackError(f"{file} is damaged ({error}); copy it again") from None
+        except OSError as error:
+            raise PackError(f"cannot install into the cache {folder} ({error.strerror or error})"
+                            f": make it writable, or point {CACHE_ENV} at a writable folder") \
+                from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+DAMAGED = (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, zlib.error,
+           lzma.LZMAError)
+"""What reading a damaged archive raises (besides OSError, which is the disk's)."""
+STALE_STAGING_SECONDS = 3600
+
+
+def _existing_parent(folder: Path) -> Path:
+    """``folder``, or its nearest ancestor that exists (for the free space of its disk)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _staging_folder(folder: Path) -> Path:
+    """A new ``.pack-*`` folder in the cache (a rename away from it), after removing those that
+    imports killed mid-way left behind."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with archive, tempfile.TemporaryDirectory(dir=folder, prefix=".pack-") as staging:
-            check_declared_sizes(archive, file, free_bytes(folder))
-            manifest = _read_manifest(archive, file)
-            checked = [(entry, _check_entry(entry, _extract(archive, entry, Path(staging), file),
-                                            file)) for entry in manifest["checkpoints"]]
-            return _install(checked, Path(staging), folder, log)
-    except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as error:
-        raise PackError(f"{file} is damaged ({error}); copy it again") from None
+        cutoff = time.time() - STALE_STAGING_SECONDS
+        for old in folder.glob(".pack-*"):
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=folder, prefix=".pack-"))
     except OSError as error:
         raise PackError(f"cannot install into the cache {folder} ({error.strerror or error}): "
                         f"make it writable, or point {CACHE_ENV} at a writable folder") from None
 
 
-def _install(checked: list[tuple[dict[str, Any], dict[str, Any]]], staging: Path, folder: Path,
+def _install(checked: list[tuple[dict[str, Any], str]], staging: Path, folder: Path,
              log: Log) -> list[str]:
     """Move every checked checkpoint into ``folder`` unless a sound copy is there already."""
     installed = []
-    for entry, payload in checked:
+    for entry, described in checked:
         target = folder / entry["file"]
         kept = _keep_existing(target, entry)
         if kept is None:
             action = "replaced a broken copy" if target.exists() else "installed"
             os.replace(staging / entry["file"], target)
             installed.append(entry["file"])
-        log(f"  {entry['file']} ({kept or action}): {summary(payload)}")
+        log(f"  {entry['file']} ({kept or action}): {described}")
     return installed
 
 

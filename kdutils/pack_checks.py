@@ -40,6 +40,10 @@ def check_declared_sizes(archive: zipfile.ZipFile, file: Path, free_bytes: int) 
                         f"repeated); a pack holds at most {MAX_CHECKPOINTS} distinct checkpoints "
                         f"and its manifest: {REEXPORT}")
     for info in infos:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) \
+                or info.flag_bits & 0x1:
+            raise PackError(f"{info.filename} in {file} is encrypted or compressed in a way "
+                            f"packs never are (export writes stored members): {REEXPORT}")
         limit = MAX_MANIFEST_BYTES if info.filename == MANIFEST else MAX_CHECKPOINT_BYTES
         if info.file_size > limit:
             raise PackError(f"{info.filename} in {file} declares {info.file_size:,} bytes, over "
@@ -74,7 +78,7 @@ def _manifest_problem(manifest: Any) -> str | None:
                 or not isinstance(entry.get("file"), str) \
                 or not SHA256.fullmatch(str(entry.get("sha256"))):
             return f"an entry is not {{'file', 'sha256', 'key'}}: {str(entry)[:80]}"
-        if not CHECKPOINT_FILE.fullmatch(entry["file"]):
+        if not CHECKPOINT_FILE.fullmatch(entry["file"]) or ".." in entry["file"]:
             return (f"{entry['file']!r} is not a checkpoint file name (<name>-<16 hex>.pt, no "
                     f"folder, no backslash)")
     files = [entry["file"] for entry in entries]
@@ -95,6 +99,23 @@ def check_manifest(manifest: Any, file: Path, torch_release: str) -> None:
         raise PackError(f"{file} was made with PyTorch {manifest['torch']}, this is "
                         f"{torch_release}: its teachers would never be looked up; export it "
                         f"again under PyTorch {torch_release} (or install that release)")
+
+
+def check_checkpoint_container(path: Path, name: str, file: Path) -> None:
+    """Refuse a checkpoint file whose own records would expand when loaded: ``torch.save``
+    writes a zip of stored (uncompressed) records, so what loads is never larger than the file.
+    Checked before ``torch.load``, so a small member cannot ask for gigabytes of memory."""
+    try:
+        with zipfile.ZipFile(path) as container:
+            records = container.infolist()
+    except (zipfile.BadZipFile, OSError):
+        raise PackError(f"{name} in {file} is not a checkpoint written by torch.save: "
+                        f"{REEXPORT}") from None
+    if any(r.compress_type != zipfile.ZIP_STORED for r in records) \
+            or sum(r.file_size for r in records) > path.stat().st_size:
+        raise PackError(f"{name} in {file} holds compressed records, which torch.save never "
+                        f"writes (loading it could take far more memory than its size): "
+                        f"{REEXPORT}")
 
 
 def expected_signature(key: dict[str, Any]) -> list[str] | None:

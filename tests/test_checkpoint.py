@@ -1,6 +1,9 @@
 import os
 import re
 import stat
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -350,3 +353,20 @@ def test_a_class_defined_in_a_notebook_cell_is_keyed_on_its_code():
     again = kd.identity.code_entry(cell_class("self.linear(x)")())
     other = kd.identity.code_entry(cell_class("2 * self.linear(x)")())
     assert one == again and one != other and list(one["code"]) == ["__main__.Net"]
+
+
+def test_a_code_digest_is_the_same_in_every_run():
+    """Memory addresses and set orders (which change with PYTHONHASHSEED) stay out of it."""
+    script = textwrap.dedent("""
+        import torch
+        import kdutils as kd
+        namespace = {"torch": torch, "__name__": "__main__"}
+        exec(compile("class Net(torch.nn.Module):\\n    act = torch.tanh\\n"
+                     "    kinds = {'a', 'b', 'c', 'd'}\\n    def forward(self, x):\\n"
+                     "        return x in {'u', 'v', 'w', 'z'}\\n", "<cell>", "exec"), namespace)
+        print(kd.identity.code_entry(namespace["Net"]()))
+    """)
+    digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}, check=True).stdout
+               for seed in ("1", "2", "3")}
+    assert len(digests) == 1 and "__main__.Net" in digests.pop()

@@ -163,3 +163,8 @@ def test_an_empty_batch_is_refused_instead_of_giving_nan():
     empty = torch.zeros(0, 3)
     with pytest.raises(ValueError, match="0 rows: an empty batch has no loss"):
         kd.kd_loss(empty, empty, 2.0)
+
+
+def test_a_float64_teacher_keeps_the_loss_in_float64():
+    student, teacher = STUDENT.clone(), TEACHER.double()
+    assert kd.kd_loss(student, teacher, 4.0).dtype == torch.float64

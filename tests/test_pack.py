@@ -191,7 +191,7 @@ def test_sizes_are_checked_before_anything_is_written(exported, tmp_path, monkey
         archive.writestr("toy-teacher-0123456789abcdef.pt", b"\0" * (64 << 20))
     with pytest.raises(pack.PackError, match="expands .* far more than a checkpoint compresses"):
         pack.import_pack(bomb)
-    assert not written and not list(kd.cache_dir().iterdir())
+    assert not written and not cache_files()
 
 
 def test_a_checkpoint_whose_tensors_do_not_fit_its_model_is_refused(exported, tmp_path):
@@ -242,6 +242,11 @@ def test_a_broken_local_copy_is_replaced_from_the_pack(exported, tiny_data, monk
     assert torch.equal(loaded.state_dict()["1.weight"], teacher.state_dict()["1.weight"])
 
 
+def cache_files():
+    """What the cache folder holds (nothing when a refused import did not even create it)."""
+    return list(kd.cache_dir().iterdir()) if kd.cache_dir().exists() else []
+
+
 def manifest_of(exported_file):
     with zipfile.ZipFile(exported_file) as archive:
         return json.loads(archive.read(pack.MANIFEST))
@@ -272,7 +277,7 @@ def test_a_bad_manifest_ends_in_one_error_line_with_status_2(exported, tmp_path,
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
     assert re.search(message, err)
-    assert not list(kd.cache_dir().iterdir()), "nothing left behind"
+    assert not cache_files(), "nothing left behind"
 
 
 def test_cache_and_destination_problems_end_in_one_error_line_with_status_2(
@@ -300,3 +305,66 @@ def test_cache_and_destination_problems_end_in_one_error_line_with_status_2(
     assert pack.main(["export", str(folder)]) == 2
     assert "is a folder: give the pack a file name" in capsys.readouterr().err
     assert not list(folder.iterdir()) and not list(tmp_path.glob(".*.partial"))
+
+
+def test_a_checkpoint_that_would_expand_when_loaded_is_refused_before_loading(exported, tmp_path,
+                                                                            monkeypatch):
+    """A .pt file is a zip too: deflated records inside it could load into gigabytes."""
+    file, _, _ = exported
+    with zipfile.ZipFile(file) as archive:
+        name = next(n for n in archive.namelist() if n != pack.MANIFEST)
+        original = archive.read(name)
+        key = json.loads(archive.read(pack.MANIFEST))["checkpoints"][0]["key"]
+    with zipfile.ZipFile(io.BytesIO(original)) as inner:
+        records = {info.filename: inner.read(info) for info in inner.infolist()}
+    deflated = io.BytesIO()
+    with zipfile.ZipFile(deflated, "w", compression=zipfile.ZIP_DEFLATED) as inner:
+        for record, data in records.items():
+            inner.writestr(record, data)
+    bomb = tmp_path / "bomb.zip"
+    data = deflated.getvalue()
+    manifest = {"format": pack.FORMAT, "torch": kd.runtime.torch_release(),
+                "checkpoints": [{"file": name, "sha256": hashlib.sha256(data).hexdigest(),
+                                 "key": key}]}
+    with zipfile.ZipFile(bomb, "w") as archive:
+        archive.writestr(pack.MANIFEST, json.dumps(manifest))
+        archive.writestr(name, data)
+    monkeypatch.setattr(pack, "_load", lambda path: pytest.fail("loaded before the check"))
+    with pytest.raises(pack.PackError, match="holds compressed records, which torch.save never"):
+        pack.import_pack(bomb)
+    assert not list(kd.cache_dir().glob("*.pt")) and not list(kd.cache_dir().glob(".pack-*"))
+
+
+def test_a_damaged_stream_or_odd_name_ends_in_one_error_line(exported, tmp_path, capsys):
+    file, _, _ = exported
+    manifest = manifest_of(file)
+    entry = manifest["checkpoints"][0]
+    with zipfile.ZipFile(file) as archive:
+        data = archive.read(entry["file"])
+    deflated = tmp_path / "deflated.zip"
+    with zipfile.ZipFile(deflated, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(pack.MANIFEST, json.dumps(manifest))
+        archive.writestr(entry["file"], data)
+    raw = bytearray(deflated.read_bytes())
+    start = raw.index(entry["file"].encode()) + len(entry["file"])  # the member's data follows
+    raw[start + 100:start + 140] = b"\xff" * 40
+    deflated.write_bytes(bytes(raw))
+    dotted = dict(manifest, checkpoints=[{**entry, "file": "a..b-0123456789abcdef.pt"}])
+    odd = write_pack(tmp_path / "odd.zip", {}, extra={"a..b-0123456789abcdef.pt": data},
+                     manifest=dotted)
+    for bad, message in ((deflated, "is damaged"), (odd, "not a checkpoint file name")):
+        assert pack.main(["import", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_export_leaves_out_and_names_a_renamed_checkpoint(tmp_path, monkeypatch, tiny_data,
+                                                          capsys):
+    monkeypatch.setenv("KD_CACHE_DIR", str(tmp_path / "instructor"))
+    cached_teacher(tiny_data)
+    path = next(kd.cache_dir().glob("toy-teacher-*.pt"))
+    path.rename(path.with_name("renamed-0123456789abcdef.pt"))
+    with pytest.raises(pack.PackError, match="no trained model in the cache"):
+        pack.export_pack(tmp_path / "p.zip", log=print)
+    assert "left out renamed-0123456789abcdef.pt: its file name is not the one its key gives" \
+        in capsys.readouterr().out
