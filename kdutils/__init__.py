@@ -18,8 +18,12 @@ from .models import (ConvNet, count_parameters, deep_nn, hinton_student, hinton_
                      light_nn, mlp, mnist_cnn, mnist_student, mnist_teacher)
 
 # Losses on logits
-from .losses import (SOFT_LOSSES, distillation_loss, distillation_terms, js_divergence_loss,
-                     kd_loss, soft_cross_entropy, softmax_with_temperature, symmetric_kl_loss)
+from .losses import (SOFT_LOSSES, decoupled_kd_loss, decoupled_kd_terms, distillation_loss,
+                     distillation_terms, js_divergence_loss, kd_loss, soft_cross_entropy,
+                     softmax_with_temperature, standardize_logits, symmetric_kl_loss)
+
+# Distillation objectives: Hinton's, decoupled KD, logit standardization
+from .objectives import DecoupledKD, HintonKD, StandardizedKD
 
 # Training
 from .regularize import RandomShift, apply_max_norm
@@ -35,6 +39,7 @@ from .relations import rkd_angle_loss, rkd_distance_loss
 # Inference and teacher outputs
 from .fingerprint import select_rows
 from .predict import count_errors, evaluate, predict_logits, teacher_logits
+from .teacher_outputs import TEACHER_VIEWS, teacher_view_logits
 
 # Feature distillation (hints)
 from .hints import (cosine_hint_loss, distill_hint, hint_regressor, mse_hint_loss,
@@ -66,8 +71,11 @@ __all__ = [
     "ConvNet", "count_parameters", "deep_nn", "hinton_student", "hinton_teacher", "light_nn",
     "mlp", "mnist_cnn", "mnist_student", "mnist_teacher",
     # losses on logits
-    "SOFT_LOSSES", "distillation_loss", "distillation_terms", "js_divergence_loss", "kd_loss",
-    "soft_cross_entropy", "softmax_with_temperature", "symmetric_kl_loss",
+    "SOFT_LOSSES", "decoupled_kd_loss", "decoupled_kd_terms", "distillation_loss",
+    "distillation_terms", "js_divergence_loss", "kd_loss", "soft_cross_entropy",
+    "softmax_with_temperature", "standardize_logits", "symmetric_kl_loss",
+    # distillation objectives
+    "DecoupledKD", "HintonKD", "StandardizedKD",
     # training
     "OPTIMIZERS", "RandomShift", "apply_max_norm", "History", "cached_distill", "cached_fit",
     "distill", "fit", "train_loop",
@@ -77,6 +85,7 @@ __all__ = [
     "Cohort", "ensemble_accuracy", "mutual_learning", "rkd_angle_loss", "rkd_distance_loss",
     # inference and teacher outputs
     "select_rows", "count_errors", "evaluate", "predict_logits", "teacher_logits",
+    "TEACHER_VIEWS", "teacher_view_logits",
     # feature distillation
     "cosine_hint_loss", "distill_hint", "hint_regressor", "mse_hint_loss", "pool_features",
     "teacher_features",

@@ -52,6 +52,15 @@ def check_weight(value: float, name: str) -> None:
         raise ValueError(f"{name} is a loss weight and must lie in [0, 1], got {name}={value!r}")
 
 
+def check_non_negative(value: float, name: str, hint: str = "") -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number >= 0; ``hint`` ends the message."""
+    _refuse_tensor(value, name)
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
+            or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {name}={value!r}" +
+                         (f" ({hint})" if hint else ""))
+
+
 def check_count(value: int, name: str) -> None:
     """Raise ``ValueError`` unless ``value`` is a whole number >= 1 (an ``int``, not a float)."""
     _refuse_tensor(value, name)

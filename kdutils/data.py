@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple, Protocol, runtime_checkable
 
 import torch
 
@@ -125,20 +125,42 @@ def check_not_empty(data: ImageDataset, name: str) -> None:
 
 
 class Batch(NamedTuple):
-    """A mini-batch: the samples' positions in the dataset, the normalized inputs, the labels."""
+    """A mini-batch: the samples' positions in the dataset, the normalized inputs, the labels,
+    and, when an augmentation with numbered views made it (:class:`ViewAugment`), each sample's
+    view number."""
 
     index: torch.Tensor
     inputs: torch.Tensor
     labels: torch.Tensor
+    view: torch.Tensor | None = None
 
     def to(self, device: torch.device,
            memory_format: torch.memory_format = torch.contiguous_format) -> "Batch":
-        """The same batch with inputs and labels on ``device`` (indices stay on the CPU)."""
+        """The same batch with inputs and labels on ``device`` (indices and views stay on the
+        CPU)."""
         return Batch(self.index, self.inputs.to(device, memory_format=memory_format),
-                     self.labels.to(device))
+                     self.labels.to(device), self.view)
 
 
 Augment = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
+
+
+@runtime_checkable
+class ViewAugment(Protocol):
+    """An augmentation with a finite set of numbered views (e.g.
+    :class:`~kdutils.regularize.RandomShift`'s 25 shifts), so that a teacher's outputs can be
+    stored per view and looked up by the view each sample got."""
+
+    @property
+    def views(self) -> int: ...
+
+    @property
+    def identity_view(self) -> int: ...
+
+    def draw(self, n: int, generator: torch.Generator | None = None,
+             device: torch.device | str = "cpu") -> torch.Tensor: ...
+
+    def apply(self, images: torch.Tensor, views: torch.Tensor) -> torch.Tensor: ...
 
 
 CHUNK_SAMPLES = 8192
@@ -160,7 +182,8 @@ def iterate_batches(data: ImageDataset, batch_size: int, *, shuffle: bool = Fals
     """Yield mini-batches of ``data``; with ``shuffle``, in the order of one random permutation.
 
     Samples are gathered, augmented (``augment(uint8 images, generator)``, e.g.
-    :class:`~kdutils.regularize.RandomShift`) and normalized a chunk at a time (see
+    :class:`~kdutils.regularize.RandomShift`; a :class:`ViewAugment` also records each sample's
+    view in :attr:`Batch.view`) and normalized a chunk at a time (see
     :func:`chunk_samples`: at most ``chunk_size`` samples and :data:`CHUNK_BYTES` of floats), so
     that a batch is a slice (a few vectorized operations per chunk instead of per batch, bounded
     memory).
@@ -172,12 +195,17 @@ def iterate_batches(data: ImageDataset, batch_size: int, *, shuffle: bool = Fals
     for chunk_start in range(0, len(data), chunk_size):
         chunk = order[chunk_start:chunk_start + chunk_size]
         images = data.images.index_select(0, chunk)  # row copies: 13x faster than [chunk]
-        if augment is not None:
+        views = None
+        if isinstance(augment, ViewAugment):
+            views = augment.draw(len(chunk), generator)
+            images = augment.apply(images, views)
+        elif augment is not None:
             images = augment(images, generator)
         inputs, labels = data.normalize(images), data.labels.index_select(0, chunk)
         for start in range(0, len(chunk), batch_size):
             end = start + batch_size
-            yield Batch(chunk[start:end], inputs[start:end], labels[start:end])
+            yield Batch(chunk[start:end], inputs[start:end], labels[start:end],
+                        None if views is None else views[start:end])
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

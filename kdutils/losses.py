@@ -1,6 +1,7 @@
 """Losses on logits, as pure functions of tensors with checked inputs: the softmax with
-temperature, Hinton's KD loss and its weighting against the labels, and the other divergences
-of soft-label distillation (soft cross-entropy, symmetric KL, Jensen-Shannon).
+temperature, Hinton's KD loss and its weighting against the labels, the other divergences of
+soft-label distillation (soft cross-entropy, symmetric KL, Jensen-Shannon), and two recipes of
+2022-2024: decoupled KD (TCKD and NCKD) and logit standardization.
 
 Each soft loss takes ``(student_logits, target_logits, T)``: the target is what the student
 learns to match, usually a teacher's logits (a peer's in online distillation), and is treated as
@@ -16,7 +17,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .checks import check_loss_temperature, check_temperature, check_weight
+from .checks import (check_loss_temperature, check_non_negative, check_temperature,
+                     check_weight)
 
 
 def check_logits(student_logits: torch.Tensor, target_logits: torch.Tensor) -> None:
@@ -168,3 +170,69 @@ SOFT_LOSSES: dict[str, SoftLoss] = {
     "symmetric KL (PaddleClas 'JS')": symmetric_kl_loss,
     "JS": js_divergence_loss,
 }
+
+
+def standardize_logits(logits: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Each row's z-score, ``(z - mean) / (std + eps)``: Sun et al.'s logit standardization.
+
+    The std is the sample (unbiased) one, and ``eps`` 1e-7, as in the authors' code. A row of
+    equal logits becomes zeros. The softmax of a z-scored row depends only on the *relations*
+    between the logits, not on their scale or shift.
+    """
+    if logits.dim() != 2 or logits.shape[1] < 2:
+        raise ValueError(f"logits must be 2-D (batch, classes) with at least 2 classes, got "
+                         f"shape {tuple(logits.shape)}")
+    std, mean = torch.std_mean(logits, dim=1, keepdim=True)
+    return (logits - mean) / (std + eps)
+
+
+def check_targets(labels: torch.Tensor, logits: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``labels`` are one class index per row of ``logits``."""
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(f"labels must have shape ({logits.shape[0]},) to match the logits, got "
+                         f"{tuple(labels.shape)}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= logits.shape[1]):
+        raise ValueError(f"labels must be class indices in 0..{logits.shape[1] - 1} (decoupled "
+                         f"KD needs every sample's true class), got {int(labels.min())} to "
+                         f"{int(labels.max())}")
+
+
+def _target_and_rest(log_p: torch.Tensor, labels: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """From log-probabilities ``(B, C)``: the binary ``log [p_target, 1 - p_target]`` ``(B, 2)``
+    and the log-distribution over the ``C - 1`` other classes, renormalized ``(B, C - 1)``."""
+    is_target = F.one_hot(labels, log_p.shape[1]).bool()
+    log_target = log_p.gather(1, labels[:, None])
+    others = log_p[~is_target].view(log_p.shape[0], -1)
+    log_rest = others.logsumexp(1, keepdim=True)
+    return torch.cat([log_target, log_rest], 1), F.log_softmax(others, dim=1)
+
+
+def decoupled_kd_terms(student_logits: torch.Tensor, target_logits: torch.Tensor,
+                       labels: torch.Tensor, T: float) -> dict[str, torch.Tensor]:
+    """Zhao et al.'s split of the KD loss at temperature ``T``: ``{"tckd": ..., "nckd": ...}``.
+
+    TCKD is the KL divergence between the binary distributions ``[p_target, 1 - p_target]`` of
+    teacher and student; NCKD the KL divergence between their distributions over the non-target
+    classes, renormalized. Both are batch means times ``T**2``. Per sample,
+    ``KL(p_t || p_s) = TCKD + (1 - p_target of the teacher) * NCKD``: plain KD weights NCKD
+    down where the teacher is confident. Computed like :func:`kd_loss` (checked, float32 at
+    least, the target as a constant).
+    """
+    log_s, log_t = _log_probs(student_logits, target_logits, T)
+    check_targets(labels, log_s)
+    binary_s, rest_s = _target_and_rest(log_s, labels)
+    binary_t, rest_t = _target_and_rest(log_t, labels)
+    return {"tckd": non_negative(_kl_rows(binary_t, binary_s).mean()) * T**2,
+            "nckd": non_negative(_kl_rows(rest_t, rest_s).mean()) * T**2}
+
+
+def decoupled_kd_loss(student_logits: torch.Tensor, target_logits: torch.Tensor,
+                      labels: torch.Tensor, T: float = 4.0, alpha: float = 1.0,
+                      beta: float = 8.0) -> torch.Tensor:
+    """``alpha * TCKD + beta * NCKD`` (:func:`decoupled_kd_terms`); the defaults are the DKD
+    paper's CIFAR-100 setting (Zhao et al., 2022)."""
+    check_non_negative(alpha, "alpha", "the weight of TCKD; the DKD paper uses 1")
+    check_non_negative(beta, "beta", "the weight of NCKD; the DKD paper uses 8 on CIFAR-100")
+    terms = decoupled_kd_terms(student_logits, target_logits, labels, T)
+    return alpha * terms["tckd"] + beta * terms["nckd"]

@@ -26,18 +26,46 @@ class RandomShift:
                 or self.max_pixels < 0:
             raise ValueError(f"max_pixels must be an integer >= 0, got {self.max_pixels!r}")
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None
-                 ) -> torch.Tensor:
+    @property
+    def views(self) -> int:
+        """How many distinct shifts there are: ``(2 * max_pixels + 1) ** 2``."""
+        return (2 * self.max_pixels + 1) ** 2
+
+    @property
+    def identity_view(self) -> int:
+        """The view number of the unshifted image."""
+        return self.max_pixels * (2 * self.max_pixels + 1) + self.max_pixels
+
+    def draw(self, n: int, generator: torch.Generator | None = None,
+             device: torch.device | str = "cpu") -> torch.Tensor:
+        """A random view number in ``0 .. views - 1`` for each of ``n`` images:
+        ``dy * (2 * max_pixels + 1) + dx``, the two shifts drawn uniformly."""
+        side = 2 * self.max_pixels + 1
+        dy, dx = torch.randint(0, side, (2, n), generator=generator, device=device)
+        return dy * side + dx
+
+    def apply(self, images: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+        """uint8 ``images`` ``(N, C, H, W)``, each shifted as its view number in ``views`` says."""
+        if views.shape != images.shape[:1]:
+            raise ValueError(f"views must hold one view number per image, shape "
+                             f"({images.shape[0]},), got {tuple(views.shape)}")
+        if views.numel() and (views.min() < 0 or views.max() >= self.views):
+            raise ValueError(f"views must lie in 0..{self.views - 1} for max_pixels="
+                             f"{self.max_pixels}, got {int(views.min())} to {int(views.max())}")
         n, _, height, width = images.shape
-        m = self.max_pixels
+        m, side, device = self.max_pixels, 2 * self.max_pixels + 1, images.device
         padded = F.pad(images, (m, m, m, m))
-        device = images.device
-        dy, dx = torch.randint(0, 2 * m + 1, (2, n, 1), generator=generator, device=device)
+        views = views.to(device)
+        dy, dx = (views // side)[:, None], (views % side)[:, None]
         rows = (dy + torch.arange(height, device=device))[:, None, :, None]
         cols = (dx + torch.arange(width, device=device))[:, None, None, :]
         samples = torch.arange(n, device=device)[:, None, None, None]
         channels = torch.arange(images.shape[1], device=device)[None, :, None, None]
         return padded[samples, channels, rows, cols]
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        return self.apply(images, self.draw(len(images), generator, images.device))
 
 
 def check_max_norm(max_norm: float) -> None:

@@ -13,16 +13,17 @@ from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
 from .checkpoint import load_or_train
-from .checks import check_count, check_loss_temperature, check_positive, check_weight
+from .checks import check_count, check_loss_temperature, check_positive
 from .data import Augment, Batch, ImageDataset, check_labelled, check_not_empty
-from .fingerprint import check_outputs_match, content_fingerprint
-from .identity import code_entry, legacy_key, model_identity
-from .losses import SoftLoss, distillation_terms, kd_loss
+from .identity import legacy_key, model_identity
+from .losses import SoftLoss, kd_loss
+from .objectives import HintonKD, Objective, objective_key
 from .progress import progress_bar
-from .predict import (check_labels_fit, evaluate, freeze, logits_of, memory_format_for,
-                      model_batches, model_device, teacher_logits)
+from .predict import check_labels_fit, evaluate, freeze, logits_of, memory_format_for, model_batches
 from .regularize import apply_max_norm, check_max_norm
 from .runtime import seed_everything, torch_release
+from .teacher_outputs import (check_logits_of_teacher, check_teacher_view, teacher_entry,
+                              teacher_lookup)
 
 LossTerms = Callable[[Any, Batch], dict[str, torch.Tensor]]
 LR_SCHEDULES = ("constant", "cosine")
@@ -260,127 +261,119 @@ def cached_fit(make_model: Callable[[], nn.Module], name: str, train: ImageDatas
     return model, History(name, rows)
 
 
+def resolve_objective(T: float | None, alpha: float | None, soft_loss: SoftLoss,
+                      objective: Objective | None) -> Objective:
+    """``objective``, or Hinton's loss built from ``T`` and ``alpha``: exactly one of the two."""
+    if objective is None:
+        if T is None or alpha is None:
+            raise ValueError("give T and alpha (Hinton's loss), or objective= (e.g. "
+                             "kd.DecoupledKD())")
+        return HintonKD(T, alpha, soft_loss)
+    if T is not None or alpha is not None or soft_loss is not kd_loss:
+        raise ValueError(f"objective={objective!r} sets its own temperature and weights: leave "
+                         "T, alpha and soft_loss out")
+    return objective
+
+
+def _progress_counter(total_steps: int) -> Callable[[], float]:
+    """A function that returns the fraction of training done, 0 at its first call, and counts
+    the call as one step (the loss is computed once per step)."""
+    done = [0]
+
+    def progress() -> float:
+        fraction = done[0] / total_steps
+        done[0] += 1
+        return fraction
+
+    return progress
+
+
 def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: ImageDataset, *,
-            T: float, alpha: float, epochs: int, lr: float, batch_size: int, seed: int = 0,
-            lr_schedule: str = "constant", cached_logits: torch.Tensor | None = None,
-            augment: Augment | None = None, soft_loss: SoftLoss = kd_loss,
+            T: float | None = None, alpha: float | None = None, epochs: int, lr: float,
+            batch_size: int, seed: int = 0, lr_schedule: str = "constant",
+            cached_logits: torch.Tensor | None = None, augment: Augment | None = None,
+            soft_loss: SoftLoss = kd_loss, objective: Objective | None = None,
+            teacher_view: str = "same", view_logits: torch.Tensor | None = None,
             optimizer: str = "adam", label: str = "distill", progress: bool = True) -> History:
-    """Train ``student`` on ``alpha * CE + (1 - alpha) * soft_loss(T)`` against a frozen
-    ``teacher``.
+    """Train ``student`` against a frozen ``teacher``: on ``alpha * CE + (1 - alpha) *
+    soft_loss(T)``, or on ``objective``'s terms (:mod:`kdutils.objectives`, e.g.
+    ``kd.DecoupledKD()``).
 
     ``soft_loss`` defaults to :func:`~kdutils.losses.kd_loss` (see
     :data:`~kdutils.losses.SOFT_LOSSES` for others). With ``alpha=0`` the student learns from
     the teacher alone, and ``train`` may hide labels (:meth:`ImageDataset.hide_labels`).
 
-    The teacher is put in eval mode with gradients off and its logits are computed once (or taken
-    from ``cached_logits``, the output of :func:`teacher_logits` on ``train``, to share them
-    between runs), then looked up by each batch's sample indices. With ``augment`` (e.g.
-    :class:`~kdutils.regularize.RandomShift`) the student sees transformed images, so the
-    teacher runs live on each transformed batch instead: stored logits belong to the
-    untransformed images. That costs a teacher forward pass per step.
+    The teacher is put in eval mode with gradients off. Without ``augment`` its logits are
+    computed once (or taken from ``cached_logits``, the output of :func:`teacher_logits` on
+    ``train``, to share them between runs), then looked up by each batch's sample indices. With
+    ``augment`` (e.g. :class:`~kdutils.regularize.RandomShift`) the student sees transformed
+    images and ``teacher_view`` says what the teacher sees (:mod:`kdutils.teacher_outputs`):
+    ``"same"`` (default: the student's view, a teacher pass per step, or a lookup in
+    ``view_logits`` from :func:`~kdutils.teacher_outputs.teacher_view_logits`), ``"clean"`` (the
+    untransformed image: stored logits) or ``"independent"`` (another random view: a lookup in
+    ``view_logits``, computed if not given).
     """
     check_run(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size,
               optimizer=optimizer)
-    check_loss_temperature(T, next(student.parameters()).dtype)
-    check_weight(alpha, "alpha")
-    if alpha > 0:
-        check_labelled(train, "train", "set alpha=0 (soft labels only) to use unlabelled samples")
-    check_stored_logits_usable(cached_logits, augment)
+    objective = resolve_objective(T, alpha, soft_loss, objective)
+    check_loss_temperature(objective.T, next(student.parameters()).dtype)
+    if objective.needs_labels:
+        check_labelled(train, "train", "use an objective without the labels (alpha=0) to use "
+                       "unlabelled samples")
+    check_teacher_view(teacher_view, augment, cached_logits, view_logits)
     freeze(teacher)
-    if augment is None:
-        teacher_batch = stored_logits_lookup(teacher, train, cached_logits, model_device(student))
-    else:
-        teacher_batch = live_logits(teacher, student)
+    teacher_batch = teacher_lookup(teacher, student, train, augment=augment,
+                                   teacher_view=teacher_view, cached_logits=cached_logits,
+                                   view_logits=view_logits, seed=seed)
+    progress_done = _progress_counter(epochs * math.ceil(len(train) / batch_size))
 
     def terms(student_logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        return distillation_terms(student_logits, teacher_batch(batch), batch.labels, T, alpha,
-                                  soft_loss)
+        return objective.terms(student_logits, teacher_batch(batch), batch.labels,
+                               progress_done())
 
     return train_loop(student, train, test, terms, epochs=epochs, lr=lr, batch_size=batch_size,
                       seed=seed, lr_schedule=lr_schedule, augment=augment, optimizer=optimizer,
                       label=label, progress=progress)
 
 
-def stored_logits_lookup(teacher: nn.Module, train: ImageDataset,
-                         cached_logits: torch.Tensor | None, device: torch.device
-                         ) -> Callable[[Batch], torch.Tensor]:
-    """The teacher's logits on ``train``, computed once (or ``cached_logits``, checked), as a
-    lookup of each batch's rows by sample index."""
-    logits = teacher_logits(teacher, train) if cached_logits is None else cached_logits
-    check_outputs_match(logits, train, "cached_logits",
-                        "compute them with kd.teacher_logits(teacher, train)")
-    logits = logits.to(device)  # once, not per batch
-    return lambda batch: logits[batch.index.to(device)]
-
-
-def check_stored_logits_usable(cached_logits: torch.Tensor | None,
-                               augment: Augment | None) -> None:
-    """Refuse stored teacher logits together with ``augment``: they belong to the untransformed
-    images."""
-    if cached_logits is not None and augment is not None:
-        raise ValueError("cached_logits are the teacher's outputs on untransformed images, so "
-                         "they cannot go with augment: pass cached_logits=None and the teacher "
-                         "runs on each augmented batch")
-
-
-def live_logits(teacher: nn.Module, student: nn.Module) -> Callable[[Batch], torch.Tensor]:
-    """The frozen teacher's logits on each (augmented) batch, computed as the batch comes."""
-    if model_device(teacher) != model_device(student):
-        raise ValueError(f"with augment the teacher runs on the student's batches: move it to "
-                         f"the student's device with teacher.to({str(model_device(student))!r})")
-
-    def logits(batch: Batch) -> torch.Tensor:
-        with torch.no_grad():
-            return logits_of(teacher(batch.inputs))
-
-    return logits
-
-
-def check_logits_of_teacher(logits: torch.Tensor, teacher: nn.Module, train: ImageDataset,
-                            probe: int = 64) -> None:
-    """Refuse ``logits`` (one row per sample of ``train``) that ``teacher`` did not compute: its
-    logits on the first ``probe`` samples must match theirs to float precision."""
-    check_outputs_match(logits, train, "cached_logits",
-                        "compute them with kd.teacher_logits(teacher, train)")
-    first = train.select(torch.arange(min(probe, len(train))), f"first {probe}")
-    if not torch.allclose(teacher_logits(teacher, first), logits[:len(first)].cpu(),
-                          rtol=1e-4, atol=1e-4):
-        raise ValueError("cached_logits were computed by another teacher (or an earlier state of "
-                         "this one); compute them with kd.teacher_logits(teacher, train)")
-
-
 def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn.Module,
-                   train: ImageDataset, test: ImageDataset, *, T: float, alpha: float,
-                   epochs: int, lr: float, batch_size: int, seed: int = 0,
-                   lr_schedule: str = "constant", cached_logits: torch.Tensor | None = None,
-                   augment: Augment | None = None, optimizer: str = "adam",
+                   train: ImageDataset, test: ImageDataset, *, T: float | None = None,
+                   alpha: float | None = None, epochs: int, lr: float, batch_size: int,
+                   seed: int = 0, lr_schedule: str = "constant",
+                   cached_logits: torch.Tensor | None = None, augment: Augment | None = None,
+                   objective: Objective | None = None, teacher_view: str = "same",
+                   view_logits: torch.Tensor | None = None, optimizer: str = "adam",
                    progress: bool = True) -> tuple[nn.Module, History]:
-    """Build a student after ``seed_everything(seed)`` and :func:`distill` it with the KD loss, or
-    load it from the cache.
+    """Build a student after ``seed_everything(seed)`` and :func:`distill` it, or load it from
+    the cache.
 
-    Keyed like :func:`cached_fit`, plus ``T``, ``alpha``, ``augment`` when given, and the teacher:
-    its architecture, a fingerprint of its weights and the code of its classes of yours, so a
-    retrained or edited teacher gets new students.
-    ``cached_logits`` are checked against the teacher (:func:`check_logits_of_teacher`) before
-    they are used, even when the student comes from the cache.
+    Keyed like :func:`cached_fit`, plus the objective (``T`` and ``alpha`` for Hinton's loss),
+    ``augment`` and ``teacher_view`` when they differ from the defaults, and the teacher
+    (:func:`~kdutils.teacher_outputs.teacher_entry`), so a retrained or edited teacher gets new
+    students. ``cached_logits`` and ``view_logits`` are checked against the teacher
+    (:func:`~kdutils.teacher_outputs.check_logits_of_teacher`) before they are used, even when
+    the student comes from the cache.
     """
-    check_stored_logits_usable(cached_logits, augment)
+    resolved = resolve_objective(T, alpha, kd_loss, objective)
+    check_teacher_view(teacher_view, augment, cached_logits, view_logits)
     if cached_logits is not None:
         check_logits_of_teacher(cached_logits, teacher, train)
+    if view_logits is not None:
+        check_logits_of_teacher(view_logits, teacher, train, augment)
     seed_everything(seed)
     student = make_student()
-    weights = content_fingerprint(*teacher.state_dict().values())
+    loss = {"T": T, "alpha": alpha} if objective is None else {"objective": objective_key(resolved)}
+    view = {} if augment is None or teacher_view == "same" else {"teacher_view": teacher_view}
     key = run_key(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                  lr_schedule=repr(lr_schedule), T=T, alpha=alpha,
-                  teacher={"architecture": repr(teacher), "weights": weights,
-                           **code_entry(teacher)},
-                  **({} if augment is None else {"augment": repr(augment)}),
+                  lr_schedule=repr(lr_schedule), **loss, teacher=teacher_entry(teacher),
+                  **({} if augment is None else {"augment": repr(augment)}), **view,
                   **optimizer_key(optimizer))
 
     def train_rows(model: nn.Module) -> list[dict[str, float]]:
-        return distill(model, teacher, train, test, T=T, alpha=alpha, epochs=epochs, lr=lr,
-                       batch_size=batch_size, seed=seed, lr_schedule=lr_schedule,
-                       cached_logits=cached_logits, augment=augment, optimizer=optimizer,
+        return distill(model, teacher, train, test, T=T, alpha=alpha, objective=objective,
+                       epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                       lr_schedule=lr_schedule, cached_logits=cached_logits, augment=augment,
+                       teacher_view=teacher_view, view_logits=view_logits, optimizer=optimizer,
                        label=name, progress=progress).rows
 
     student, rows = load_or_train(student, name, key, train_rows, legacy_key=legacy_key(key))
