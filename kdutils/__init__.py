@@ -12,15 +12,18 @@ from .cifar import CIFAR10_CLASSES, load_cifar10
 from .data import UNLABELLED, ImageDataset
 from .mnist import load_mnist
 from .sources import CorruptDatasetError, DatasetNotFoundError
+from .text import Corpus, TokenWindows, austen_windows, load_austen
 
 # Models
 from .models import (ConvNet, count_parameters, deep_nn, hinton_student, hinton_teacher,
                      light_nn, mlp, mnist_cnn, mnist_student, mnist_teacher)
+from .gpt import CharGPT
 
 # Losses on logits
-from .losses import (SOFT_LOSSES, decoupled_kd_loss, decoupled_kd_terms, distillation_loss,
-                     distillation_terms, js_divergence_loss, kd_loss, soft_cross_entropy,
-                     softmax_with_temperature, standardize_logits, symmetric_kl_loss)
+from .losses import (SOFT_LOSSES, GeneralizedJSD, decoupled_kd_loss, decoupled_kd_terms,
+                     distillation_loss, distillation_terms, js_divergence_loss, kd_loss,
+                     reverse_kl_loss, soft_cross_entropy, softmax_with_temperature,
+                     standardize_logits, symmetric_kl_loss)
 
 # Distillation objectives: Hinton's, decoupled KD, logit standardization
 from .objectives import DecoupledKD, HintonKD, StandardizedKD
@@ -38,7 +41,8 @@ from .relations import rkd_angle_loss, rkd_distance_loss
 
 # Inference and teacher outputs
 from .fingerprint import select_rows
-from .predict import count_errors, evaluate, predict_logits, teacher_logits
+from .predict import count_errors, evaluate, next_token_scores, predict_logits, teacher_logits
+from .sampling import continuation_scores, distinct_ngrams, sample
 from .teacher_outputs import TEACHER_VIEWS, teacher_view_logits
 
 # Feature distillation (hints)
@@ -66,12 +70,13 @@ __all__ = [
     "data_dir", "pick_device", "quick_mode", "seed_everything",
     # data
     "from_tensors", "from_torchvision", "CIFAR10_CLASSES", "load_cifar10", "UNLABELLED",
-    "ImageDataset", "load_mnist", "CorruptDatasetError", "DatasetNotFoundError",
+    "ImageDataset", "load_mnist", "CorruptDatasetError", "DatasetNotFoundError", "Corpus",
+    "TokenWindows", "austen_windows", "load_austen",
     # models
     "ConvNet", "count_parameters", "deep_nn", "hinton_student", "hinton_teacher", "light_nn",
-    "mlp", "mnist_cnn", "mnist_student", "mnist_teacher",
+    "mlp", "mnist_cnn", "mnist_student", "mnist_teacher", "CharGPT",
     # losses on logits
-    "SOFT_LOSSES", "decoupled_kd_loss", "decoupled_kd_terms", "distillation_loss",
+    "SOFT_LOSSES", "GeneralizedJSD", "reverse_kl_loss", "decoupled_kd_loss", "decoupled_kd_terms", "distillation_loss",
     "distillation_terms", "js_divergence_loss", "kd_loss", "soft_cross_entropy",
     "softmax_with_temperature", "standardize_logits", "symmetric_kl_loss",
     # distillation objectives
@@ -84,7 +89,8 @@ __all__ = [
     # relation-based, online and self distillation
     "Cohort", "ensemble_accuracy", "mutual_learning", "rkd_angle_loss", "rkd_distance_loss",
     # inference and teacher outputs
-    "select_rows", "count_errors", "evaluate", "predict_logits", "teacher_logits",
+    "select_rows", "count_errors", "evaluate", "next_token_scores", "predict_logits",
+    "teacher_logits", "continuation_scores", "distinct_ngrams", "sample",
     "TEACHER_VIEWS", "teacher_view_logits",
     # feature distillation
     "cosine_hint_loss", "distill_hint", "hint_regressor", "mse_hint_loss", "pool_features",

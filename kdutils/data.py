@@ -109,6 +109,11 @@ class ImageDataset:
         """Boolean mask of the samples whose label is known (not :data:`UNLABELLED`)."""
         return self.labels != UNLABELLED
 
+    @property
+    def samples(self) -> torch.Tensor:
+        """The stored inputs (the uint8 images), as every dataset of the loop names them."""
+        return self.images
+
 
 def check_labelled(data: ImageDataset, name: str, remedy: str) -> None:
     """Raise ``ValueError`` if some labels of ``data`` are hidden; ``remedy`` says what to do."""
@@ -171,7 +176,7 @@ def chunk_samples(data: ImageDataset, batch_size: int, chunk_size: int = CHUNK_S
                   chunk_bytes: int = CHUNK_BYTES) -> int:
     """How many samples to normalize at a time: at most ``chunk_size``, and no more than fit
     in ``chunk_bytes`` as float32 (large images), rounded down to whole batches (at least one)."""
-    sample_bytes = 4 * max(data.images[0].numel(), 1) if len(data) else 4
+    sample_bytes = 4 * max(data.samples[0].numel(), 1) if len(data) else 4
     samples = min(chunk_size, max(chunk_bytes // sample_bytes, 1))
     return max(samples // batch_size, 1) * batch_size
 
@@ -194,7 +199,7 @@ def iterate_batches(data: ImageDataset, batch_size: int, *, shuffle: bool = Fals
     chunk_size = chunk_samples(data, batch_size, chunk_size)
     for chunk_start in range(0, len(data), chunk_size):
         chunk = order[chunk_start:chunk_start + chunk_size]
-        images = data.images.index_select(0, chunk)  # row copies: 13x faster than [chunk]
+        images = data.samples.index_select(0, chunk)  # row copies: 13x faster than [chunk]
         views = None
         if isinstance(augment, ViewAugment):
             views = augment.draw(len(chunk), generator)

@@ -1,7 +1,8 @@
 """Losses on logits, as pure functions of tensors with checked inputs: the softmax with
 temperature, Hinton's KD loss and its weighting against the labels, the other divergences of
-soft-label distillation (soft cross-entropy, symmetric KL, Jensen-Shannon), and two recipes of
-2022-2024: decoupled KD (TCKD and NCKD) and logit standardization.
+soft-label distillation (soft cross-entropy, symmetric KL, Jensen-Shannon, and for language
+models reverse KL and GKD's generalized JSD), and two recipes of 2022-2024: decoupled KD (TCKD
+and NCKD) and logit standardization.
 
 Each soft loss takes ``(student_logits, target_logits, T)``: the target is what the student
 learns to match, usually a teacher's logits (a peer's in online distillation), and is treated as
@@ -12,6 +13,7 @@ losses are in :mod:`kdutils.hints`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -164,11 +166,54 @@ def js_divergence_loss(student_logits: torch.Tensor, target_logits: torch.Tensor
     return non_negative((_kl_rows(log_t, log_m) + _kl_rows(log_s, log_m)).mean() / 2) * T**2
 
 
+def reverse_kl_loss(student_logits: torch.Tensor, target_logits: torch.Tensor,
+                    T: float = 1.0) -> torch.Tensor:
+    """``KL(p_s || p_t)``, batch mean, times ``T**2``: the reverse of :func:`kd_loss`.
+
+    Forward KL (:func:`kd_loss`) is large where the teacher has mass the student lacks, so the
+    student spreads out to cover every mode; reverse KL is large where the student puts mass the
+    teacher lacks, so the student settles on the modes it can fit (MiniLLM, Gu et al., 2024).
+    """
+    log_s, log_t = _log_probs(student_logits, target_logits, T)
+    return non_negative(_kl_rows(log_s, log_t).mean()) * T**2
+
+
+@dataclass(frozen=True)
+class GeneralizedJSD:
+    """The generalized Jensen-Shannon divergence of GKD (Agarwal et al., 2024), a soft loss:
+    ``beta * KL(p_t || m) + (1 - beta) * KL(p_s || m)`` with ``m = beta * p_t + (1 - beta) *
+    p_s``, batch mean, times ``T**2``.
+
+    ``beta = 0.5`` is the Jensen-Shannon divergence. For small ``beta`` it is about ``beta``
+    times forward KL, for ``beta`` near 1 about ``1 - beta`` times reverse KL; as TRL's
+    ``GKDTrainer`` does, ``beta=0`` and ``beta=1`` mean forward KL (:func:`kd_loss`) and
+    reverse KL (:func:`reverse_kl_loss`) themselves, since the formula is 0 there.
+    """
+
+    beta: float
+
+    def __post_init__(self) -> None:
+        check_weight(self.beta, "beta")
+
+    def __call__(self, student_logits: torch.Tensor, target_logits: torch.Tensor,
+                 T: float = 1.0) -> torch.Tensor:
+        if self.beta == 0:
+            return kd_loss(student_logits, target_logits, T)
+        if self.beta == 1:
+            return reverse_kl_loss(student_logits, target_logits, T)
+        log_s, log_t = _log_probs(student_logits, target_logits, T)
+        log_m = torch.logaddexp(log_t + math.log(self.beta), log_s + math.log(1 - self.beta))
+        divergence = (self.beta * _kl_rows(log_t, log_m)
+                      + (1 - self.beta) * _kl_rows(log_s, log_m)).mean()
+        return non_negative(divergence) * T**2
+
+
 SOFT_LOSSES: dict[str, SoftLoss] = {
     "soft CE": soft_cross_entropy,
     "KL": kd_loss,
     "symmetric KL (PaddleClas 'JS')": symmetric_kl_loss,
     "JS": js_divergence_loss,
+    "reverse KL": reverse_kl_loss,
 }
 
 

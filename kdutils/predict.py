@@ -1,13 +1,18 @@
 """Inference in one place: batches on the model's device, predictions, accuracy, teacher outputs."""
 from __future__ import annotations
 
-from typing import Iterator
+import math
+from typing import TYPE_CHECKING, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .data import Augment, Batch, ImageDataset, check_labelled, check_not_empty, iterate_batches
 from .fingerprint import tag_outputs
+
+if TYPE_CHECKING:
+    from .text import TokenWindows
 
 EVAL_BATCH = 2000
 
@@ -15,6 +20,16 @@ EVAL_BATCH = 2000
 def logits_of(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
     """The logits of a model's output: the output itself, or the first item of a tuple."""
     return output[0] if isinstance(output, tuple) else output
+
+
+def per_position(logits: torch.Tensor, *per_sample: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Sequence outputs as rows of a batch: logits ``(B, L, V)`` become ``(B * L, V)``, and each
+    of ``per_sample`` (labels ``(B, L)``, a teacher's logits ``(B, L, V)``) is flattened the same
+    way, so that every loss on ``(batch, classes)`` applies per position (its batch mean is the
+    mean over positions). Outputs of one row per sample pass through unchanged."""
+    if logits.dim() != 3:
+        return (logits, *per_sample)
+    return (logits.flatten(0, 1), *(tensor.flatten(0, 1) for tensor in per_sample))
 
 
 def memory_format_for(model: nn.Module) -> torch.memory_format:
@@ -74,7 +89,7 @@ def output_classes(model: nn.Module, data: ImageDataset) -> int:
     eval mode, so nothing in the model changes; put back in the mode it was in)."""
     was_training = model.training
     model.eval()
-    inputs = data.normalize(data.images[:1]).to(model_device(model),
+    inputs = data.normalize(data.samples[:1]).to(model_device(model),
                                                 memory_format=memory_format_for(model))
     classes = logits_of(model(inputs)).shape[-1]
     model.train(was_training)
@@ -100,6 +115,25 @@ def evaluate(model: nn.Module, data: ImageDataset) -> float:
     """Accuracy (%) of ``model`` on ``data``."""
     predictions = labelled_predictions(model, data)
     return (predictions == data.labels).double().mean().item() * 100
+
+
+@torch.no_grad()
+def next_token_scores(model: nn.Module, windows: "TokenWindows",
+                      batch_size: int = 256) -> dict[str, float]:
+    """A language model's held-out scores on ``windows`` (every position, in eval mode):
+    ``test_bpc``, the mean cross-entropy of the next token in bits per character, and
+    ``test_acc``, how often its most probable next token is the right one (%)."""
+    check_not_empty(windows, "windows")
+    was_training = model.training
+    model.eval()
+    nats, correct, positions = 0.0, 0, 0
+    for batch in model_batches(model, windows, batch_size):
+        logits, labels = per_position(logits_of(model(batch.inputs)), batch.labels)
+        nats += F.cross_entropy(logits.float(), labels, reduction="sum").item()
+        correct += int((logits.argmax(1) == labels).sum())
+        positions += labels.numel()
+    model.train(was_training)
+    return {"test_bpc": nats / positions / math.log(2), "test_acc": correct / positions * 100}
 
 
 def count_errors(model: nn.Module, data: ImageDataset) -> dict[int, int]:

@@ -19,9 +19,11 @@ from .identity import legacy_key, model_identity
 from .losses import SoftLoss, kd_loss
 from .objectives import HintonKD, Objective, objective_key
 from .progress import progress_bar
-from .predict import check_labels_fit, evaluate, freeze, logits_of, memory_format_for, model_batches
+from .predict import (check_labels_fit, evaluate, freeze, logits_of, memory_format_for,
+                      model_batches, next_token_scores, per_position)
 from .regularize import apply_max_norm, check_max_norm
 from .runtime import seed_everything, torch_release
+from .text import TokenWindows
 from .teacher_outputs import (check_logits_of_teacher, check_teacher_view, teacher_entry,
                               teacher_lookup)
 
@@ -148,7 +150,7 @@ def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms, s
         step.apply(model, sum(terms.values()))
         logits = logits_of(output)
         recorded.append({name: value.detach() for name, value in terms.items()})
-        correct.append((logits.detach().argmax(1) == batch.labels).sum())
+        correct.append((logits.detach().argmax(-1) == batch.labels).sum())
         bar.update()
     row = _epoch_means(recorded, len(train), batch_size)
     row["loss"] = sum(row.values())
@@ -158,10 +160,14 @@ def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms, s
 
 
 def test_scores(model: nn.Module, test: ImageDataset) -> dict[str, float]:
-    """``{"test_acc": accuracy}``, or the model's own ``test_scores(test)`` when it has one (a
-    :class:`~kdutils.online.Cohort` reports each member)."""
+    """``{"test_acc": accuracy}``; for text windows also ``"test_bpc"``, the held-out bits per
+    character (:func:`~kdutils.predict.next_token_scores`); or the model's own
+    ``test_scores(test)`` when it has one (a :class:`~kdutils.online.Cohort` reports each
+    member)."""
     if hasattr(model, "test_scores"):
         return model.test_scores(test)
+    if isinstance(test, TokenWindows):
+        return next_token_scores(model, test)
     return {"test_acc": evaluate(model, test)}
 
 
@@ -217,7 +223,7 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: in
                    "train on the labelled part")
 
     def ce(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"ce": F.cross_entropy(logits, batch.labels)}
+        return {"ce": F.cross_entropy(*per_position(logits, batch.labels))}
 
     return train_loop(model, train, test, ce, epochs=epochs, lr=lr, batch_size=batch_size,
                       seed=seed, lr_schedule=lr_schedule, augment=augment, max_norm=max_norm,
@@ -328,7 +334,7 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
     progress_done = _progress_counter(epochs * math.ceil(len(train) / batch_size))
 
     def terms(student_logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        return objective.terms(student_logits, teacher_batch(batch), batch.labels,
+        return objective.terms(*per_position(student_logits, teacher_batch(batch), batch.labels),
                                progress_done())
 
     return train_loop(student, train, test, terms, epochs=epochs, lr=lr, batch_size=batch_size,
