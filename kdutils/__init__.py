@@ -43,6 +43,8 @@ from .relations import rkd_angle_loss, rkd_distance_loss
 from .fingerprint import select_rows
 from .predict import count_errors, evaluate, next_token_scores, predict_logits, teacher_logits
 from .sampling import continuation_scores, distinct_ngrams, sample
+from .sparse_logits import TopKLogits, top_k_logits
+from .generated_text import OnPolicy, teacher_text
 from .teacher_outputs import TEACHER_VIEWS, teacher_view_logits
 
 # Feature distillation (hints)
@@ -90,7 +92,8 @@ __all__ = [
     "Cohort", "ensemble_accuracy", "mutual_learning", "rkd_angle_loss", "rkd_distance_loss",
     # inference and teacher outputs
     "select_rows", "count_errors", "evaluate", "next_token_scores", "predict_logits",
-    "teacher_logits", "continuation_scores", "distinct_ngrams", "sample",
+    "teacher_logits", "continuation_scores", "distinct_ngrams", "sample", "TopKLogits",
+    "top_k_logits", "OnPolicy", "teacher_text",
     "TEACHER_VIEWS", "teacher_view_logits",
     # feature distillation
     "cosine_hint_loss", "distill_hint", "hint_regressor", "mse_hint_loss", "pool_features",

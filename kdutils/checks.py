@@ -52,6 +52,13 @@ def check_weight(value: float, name: str) -> None:
         raise ValueError(f"{name} is a loss weight and must lie in [0, 1], got {name}={value!r}")
 
 
+def check_fraction(value: float, name: str, hint: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is a share in [0, 1]; ``hint`` says what it is."""
+    _refuse_tensor(value, name)
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a share in [0, 1] ({hint}), got {name}={value!r}")
+
+
 def check_non_negative(value: float, name: str, hint: str = "") -> None:
     """Raise ``ValueError`` unless ``value`` is a finite number >= 0; ``hint`` ends the message."""
     _refuse_tensor(value, name)

@@ -14,6 +14,8 @@ from torch import nn
 
 from .checks import check_count
 
+KeyValues = tuple[torch.Tensor, torch.Tensor]  # one attention's keys and values (B, H, L, D)
+
 
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention in which each position sees only itself and earlier ones."""
@@ -25,11 +27,19 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(width, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.extend(x, None)[0]
+
+    def extend(self, x: torch.Tensor, past: KeyValues | None) -> tuple[torch.Tensor, KeyValues]:
+        """Attend from the new positions ``x`` to themselves and to ``past``, the keys and
+        values of the positions before them (None: there are none); return the output and the
+        keys and values of all positions so far. With a past, ``x`` is one position."""
         batch, length, width = x.shape
         q, k, v = (part.view(batch, length, self.heads, width // self.heads).transpose(1, 2)
                    for part in self.qkv(x).split(width, dim=2))
-        attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.proj(attended.transpose(1, 2).reshape(batch, length, width))
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        attended = F.scaled_dot_product_attention(q, k, v, is_causal=past is None)
+        return self.proj(attended.transpose(1, 2).reshape(batch, length, width)), (k, v)
 
 
 class Block(nn.Module):
@@ -44,8 +54,14 @@ class Block(nn.Module):
                                  nn.Linear(4 * width, width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        return self.extend(x, None)[0]
+
+    def extend(self, x: torch.Tensor, past: KeyValues | None) -> tuple[torch.Tensor, KeyValues]:
+        """The block on new positions, with the attention's keys and values (see
+        :meth:`CausalSelfAttention.extend`)."""
+        attended, keys_values = self.attention.extend(self.norm1(x), past)
+        x = x + attended
+        return x + self.mlp(self.norm2(x)), keys_values
 
 
 class CharGPT(nn.Module):
@@ -76,13 +92,28 @@ class CharGPT(nn.Module):
                 nn.init.normal_(projection.weight, std=0.02 / math.sqrt(2 * layers))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        length = tokens.shape[1]
-        if length > self.context:
-            raise ValueError(f"tokens has {length} positions but the model's context is "
+        return self.extend(tokens, None)[0]
+
+    def extend(self, tokens: torch.Tensor, past: list[KeyValues] | None
+               ) -> tuple[torch.Tensor, list[KeyValues]]:
+        """Logits for new ``tokens`` that follow the positions whose keys and values are in
+        ``past`` (one pair per block; None: the tokens start the text), and the keys and values
+        of all positions so far. Sampling feeds one token at a time this way, so each step costs
+        one position instead of the whole text (a key-value cache)."""
+        start = 0 if past is None else past[0][0].shape[2]
+        end = start + tokens.shape[1]
+        if end > self.context:
+            raise ValueError(f"tokens reach position {end} but the model's context is "
                              f"{self.context}; pass at most the last {self.context} tokens")
-        positions = torch.arange(length, device=tokens.device)
+        if past is not None and tokens.shape[1] != 1:
+            raise ValueError("after past keys and values, extend takes one token at a time")
+        positions = torch.arange(start, end, device=tokens.device)
         x = self.token_embedding(tokens) + self.position_embedding(positions)
-        return self.head(self.norm(self.blocks(x)))
+        keys_values = []
+        for i, block in enumerate(self.blocks):
+            x, block_keys_values = block.extend(x, None if past is None else past[i])
+            keys_values.append(block_keys_values)
+        return self.head(self.norm(x)), keys_values
 
 
 def _init_weights(module: nn.Module) -> None:

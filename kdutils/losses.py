@@ -174,6 +174,11 @@ def reverse_kl_loss(student_logits: torch.Tensor, target_logits: torch.Tensor,
     student spreads out to cover every mode; reverse KL is large where the student puts mass the
     teacher lacks, so the student settles on the modes it can fit (MiniLLM, Gu et al., 2024).
     """
+    if torch.isneginf(target_logits).any():
+        raise ValueError("target_logits have -inf entries (a teacher's top-k logits, say): "
+                         "reverse KL is infinite wherever the student gives such a token "
+                         "probability; use the full logits, or kd_loss or GeneralizedJSD, "
+                         "which stay finite")
     log_s, log_t = _log_probs(student_logits, target_logits, T)
     return non_negative(_kl_rows(log_s, log_t).mean()) * T**2
 

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Augment, Batch, ImageDataset, check_labelled, check_not_empty, iterate_batches
+from .data import (UNLABELLED, Augment, Batch, ImageDataset, check_labelled, check_not_empty,
+                   iterate_batches)
 from .fingerprint import tag_outputs
 
 if TYPE_CHECKING:
@@ -22,14 +23,19 @@ def logits_of(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
-def per_position(logits: torch.Tensor, *per_sample: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Sequence outputs as rows of a batch: logits ``(B, L, V)`` become ``(B * L, V)``, and each
-    of ``per_sample`` (labels ``(B, L)``, a teacher's logits ``(B, L, V)``) is flattened the same
-    way, so that every loss on ``(batch, classes)`` applies per position (its batch mean is the
-    mean over positions). Outputs of one row per sample pass through unchanged."""
+def per_position(logits: torch.Tensor, labels: torch.Tensor,
+                 *per_sample: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Sequence outputs as rows of a batch: ``(logits, labels, *per_sample)`` with logits
+    ``(B, L, V)`` flattened to ``(B * L, V)``, the labels ``(B, L)`` and each of ``per_sample``
+    (a teacher's logits ``(B, L, V)``) the same way, and the positions labelled
+    :data:`~kdutils.data.UNLABELLED` (a prompt) left out, so that a loss on ``(batch, classes)``
+    is the mean over the positions that count. Outputs of one row per sample pass through
+    unchanged (their hidden labels are semi-supervised samples, kept)."""
     if logits.dim() != 3:
-        return (logits, *per_sample)
-    return (logits.flatten(0, 1), *(tensor.flatten(0, 1) for tensor in per_sample))
+        return (logits, labels, *per_sample)
+    keep = labels.flatten() != UNLABELLED
+    return (logits.flatten(0, 1)[keep], labels.flatten()[keep],
+            *(tensor.flatten(0, 1)[keep] for tensor in per_sample))
 
 
 def memory_format_for(model: nn.Module) -> torch.memory_format:

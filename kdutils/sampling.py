@@ -43,8 +43,10 @@ def next_token(logits: torch.Tensor, temperature: float, top_k: int | None,
 def sample(model: nn.Module, prompts: torch.Tensor, length: int, *, temperature: float = 1.0,
            top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """Continue each row of ``prompts`` (token ids ``(B, P)``) by ``length`` sampled tokens;
-    returns ``(B, P + length)`` on the CPU. The model sees at most its ``context`` last tokens,
-    runs in eval mode and is put back in the mode it was in."""
+    returns ``(B, P + length)`` on the CPU. ``model`` is a :class:`~kdutils.gpt.CharGPT` (or
+    has its ``context`` and ``extend``); it runs in eval mode and is put back in the mode it was
+    in. Within its context each step feeds one token through the key-value cache; beyond it, the
+    model sees the last ``context`` tokens."""
     check_count(length, "length")
     check_positive(temperature, "temperature", "1 samples the model's own distribution; lower "
                    "is greedier")
@@ -54,12 +56,16 @@ def sample(model: nn.Module, prompts: torch.Tensor, length: int, *, temperature:
     was_training = model.training
     model.eval()
     tokens = prompts.to(model_device(model)).long()
+    past, new = None, tokens[:, -model.context:]
     for step in range(length):
-        logits = model(tokens[:, -model.context:])[:, -1]
+        if tokens.shape[1] <= model.context:  # the key-value cache holds every position
+            logits, past = model.extend(new, past)
+        else:  # past the context: the last `context` tokens, recomputed
+            logits = model(tokens[:, -model.context:])
         if step == 0:
-            check_top_k(top_k, logits.shape[1])
-        tokens = torch.cat([tokens, next_token(logits, temperature, top_k, generator)[:, None]],
-                           dim=1)
+            check_top_k(top_k, logits.shape[-1])
+        new = next_token(logits[:, -1], temperature, top_k, generator)[:, None]
+        tokens = torch.cat([tokens, new], dim=1)
     model.train(was_training)
     return tokens.cpu()
 

@@ -28,6 +28,7 @@ from .identity import code_entry
 from .predict import (EVAL_BATCH, freeze, logits_of, memory_format_for, model_device,
                       teacher_logits)
 from .runtime import torch_release
+from .sparse_logits import TopKLogits
 
 TEACHER_VIEWS = ("same", "clean", "independent")
 INDEPENDENT_VIEWS_SEED = 2**31
@@ -69,12 +70,14 @@ def check_teacher_view(teacher_view: str, augment: Augment | None,
                          "each augmented batch)")
 
 
-def check_logits_of_teacher(logits: torch.Tensor, teacher: nn.Module, train: ImageDataset,
+def check_logits_of_teacher(logits: torch.Tensor | TopKLogits, teacher: nn.Module,
+                            train: ImageDataset,
                             augment: ViewAugment | None = None, probe: int = 64) -> None:
     """Refuse ``logits`` that ``teacher`` did not compute: its logits on the first ``probe``
     samples of ``train`` must match theirs to float precision. ``logits`` are one row per sample
-    (:func:`~kdutils.predict.teacher_logits`) or, with ``augment``, one row per sample and view
-    (:func:`teacher_view_logits`)."""
+    (:func:`~kdutils.predict.teacher_logits`, or its top k,
+    :func:`~kdutils.sparse_logits.top_k_logits`) or, with ``augment``, one row per sample and
+    view (:func:`teacher_view_logits`)."""
     name, remedy = (("cached_logits", "compute them with kd.teacher_logits(teacher, train)")
                     if augment is None else
                     ("view_logits", "compute them with kd.teacher_view_logits(teacher, train, "
@@ -86,15 +89,20 @@ def check_logits_of_teacher(logits: torch.Tensor, teacher: nn.Module, train: Ima
     first = train.select(torch.arange(min(probe, len(train))), f"first {probe}")
     expected = (teacher_logits(teacher, first) if augment is None
                 else _logits_per_view(teacher, first, augment))
-    if not torch.allclose(expected, logits[:len(first)].cpu(), rtol=1e-4, atol=1e-4):
+    agrees = (logits.agrees_with(expected) if isinstance(logits, TopKLogits) else
+              torch.allclose(expected, logits[:len(first)].cpu(), rtol=1e-4, atol=1e-4))
+    if not agrees:
         raise ValueError(f"{name} were computed by another teacher (or an earlier state of "
                          f"this one); {remedy}")
 
 
 def stored_logits_lookup(teacher: nn.Module, train: ImageDataset,
-                         cached_logits: torch.Tensor | None, device: torch.device) -> TeacherBatch:
+                         cached_logits: torch.Tensor | TopKLogits | None,
+                         device: torch.device) -> TeacherBatch:
     """The teacher's logits on the untransformed ``train``, computed once (or ``cached_logits``,
-    checked), as a lookup of each batch's rows by sample index."""
+    checked), as a lookup of each batch's rows by sample index (from a
+    :class:`~kdutils.sparse_logits.TopKLogits`: dense rows, ``-inf`` where a token is not
+    stored)."""
     logits = teacher_logits(teacher, train) if cached_logits is None else cached_logits
     check_outputs_match(logits, train, "cached_logits",
                         "compute them with kd.teacher_logits(teacher, train)")

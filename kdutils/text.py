@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,10 +135,11 @@ def token_windows(corpus: Corpus, texts: dict[str, str], context: int, name: str
                         f"{corpus.source}: {name}")
 
 
-def austen_windows(part: str, context: int, root: str | Path | None = None) -> TokenWindows:
+def austen_windows(part: str, context: int, root: str | Path | None = None,
+                   download: bool = True) -> TokenWindows:
     """Windows of ``context`` characters from the ``part`` (``"train"`` or ``"held-out"``) of
     Jane Austen's novels (:func:`load_austen`)."""
-    corpus = load_austen(root)
+    corpus = load_austen(root, download)
     return token_windows(corpus, corpus.split(part), context, f"Austen, {part}")
 
 
@@ -151,7 +154,7 @@ def _missing_message(folder: Path, missing: list[str]) -> str:
             f"{', '.join(f'{title}.txt' for title in AUSTEN_NOVELS)} there (the course's offline "
             f"mirror, austen.tar.gz, unpacks to austen/), or point {DATA_ENV} at a folder that "
             f"has austen/. They are Project Gutenberg's texts without its header and licence "
-            f"footer: {books}; see data/README.md.")
+            f"footer ({books}), which load_austen downloads when it can; see data/README.md.")
 
 
 def _read_checksums(folder: Path) -> dict[str, str]:
@@ -186,11 +189,45 @@ def _read_novel(path: Path, expected_sha256: str | None) -> str:
     return text
 
 
+GUTENBERG_URL = "https://www.gutenberg.org/cache/epub/{number}/pg{number}.txt"
+_START, _END = "*** START OF", "*** END OF"
+
+
+def gutenberg_body(text: str) -> str:
+    """A Project Gutenberg file's text between its ``*** START OF`` and ``*** END OF`` lines,
+    with Windows line ends made plain and the blank lines around it removed."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    starts = [i for i, line in enumerate(lines) if line.startswith(_START)]
+    ends = [i for i, line in enumerate(lines) if line.startswith(_END)]
+    if not starts or not ends or ends[0] <= starts[0]:
+        raise ValueError("not a Project Gutenberg text: no '*** START OF' and '*** END OF' lines")
+    return "\n".join(lines[starts[0] + 1:ends[0]]).strip("\n") + "\n"
+
+
+def _download_novels(folder: Path, titles: list[str]) -> None:
+    """Fetch ``titles`` from Project Gutenberg into ``folder``, header and footer removed; each
+    file appears whole or not at all. Any failure raises :class:`DatasetNotFoundError`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for title in titles:
+        url = GUTENBERG_URL.format(number=GUTENBERG_EBOOKS[title])
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                body = gutenberg_body(response.read().decode("utf-8-sig"))
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            raise DatasetNotFoundError(_missing_message(folder, titles) + f" (downloading "
+                                       f"{url} failed: {error})") from error
+        partial = folder / f".{title}.txt.part"
+        partial.write_text(body, encoding="utf-8")
+        os.replace(partial, folder / f"{title}.txt")
+
+
 @loaded_once
-def _load_austen(root: Path) -> Corpus:
+def _load_austen(root: Path, download: bool) -> Corpus:
     folder = _folder(root)
     missing = [title for title in AUSTEN_NOVELS if not (folder / f"{title}.txt").is_file()]
-    if missing:
+    if missing and download:
+        _download_novels(folder, missing)
+    elif missing:
         raise DatasetNotFoundError(_missing_message(folder, missing))
     checksums = _read_checksums(folder)
     texts = {title: _read_novel(folder / f"{title}.txt", checksums.get(f"{title}.txt"))
@@ -203,7 +240,13 @@ def _load_austen(root: Path) -> Corpus:
     return Corpus(texts, vocabulary, f"Jane Austen's novels ({display_path(folder)})")
 
 
-def load_austen(root: str | Path | None = None) -> Corpus:
+def load_austen(root: str | Path | None = None, download: bool = True) -> Corpus:
     """Jane Austen's six novels from ``root/austen/*.txt`` (default: the course's data folder),
-    read once per process; checked against ``SHA256SUMS`` when the folder has one."""
-    return _load_austen(resolve_root(root))
+    read once per process; checked against ``SHA256SUMS`` when the folder has one.
+
+    Missing novels are downloaded from Project Gutenberg (``download=True``) and stripped of
+    Gutenberg's header and licence footer. Gutenberg's current files can differ slightly from
+    the course's offline mirror (the janeaustenr package's copy), so numbers measured on them can
+    differ a little from the notebooks'.
+    """
+    return _load_austen(resolve_root(root), download)

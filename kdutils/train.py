@@ -14,7 +14,9 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
 from .checkpoint import load_or_train
 from .checks import check_count, check_loss_temperature, check_positive
-from .data import Augment, Batch, ImageDataset, check_labelled, check_not_empty
+from .data import UNLABELLED, Augment, Batch, ImageDataset, check_labelled, check_not_empty
+from .generated_text import OnPolicy
+from .fingerprint import content_fingerprint
 from .identity import legacy_key, model_identity
 from .losses import SoftLoss, kd_loss
 from .objectives import HintonKD, Objective, objective_key
@@ -24,8 +26,8 @@ from .predict import (check_labels_fit, evaluate, freeze, logits_of, memory_form
 from .regularize import apply_max_norm, check_max_norm
 from .runtime import seed_everything, torch_release
 from .text import TokenWindows
-from .teacher_outputs import (check_logits_of_teacher, check_teacher_view, teacher_entry,
-                              teacher_lookup)
+from .teacher_outputs import (check_logits_of_teacher, check_teacher_view, live_logits,
+                              teacher_entry, teacher_lookup)
 
 LossTerms = Callable[[Any, Batch], dict[str, torch.Tensor]]
 LR_SCHEDULES = ("constant", "cosine")
@@ -138,25 +140,33 @@ class _Step:
 
 def _train_epoch(model: nn.Module, train: ImageDataset, loss_terms: LossTerms, step: _Step,
                  batch_size: int, order: torch.Generator, augment: Augment | None,
-                 bar: Any) -> dict[str, float]:
-    """One pass over ``train`` in shuffled batches; returns the epoch's term means and accuracy."""
+                 prepare: Callable[[Batch], Batch], bar: Any) -> dict[str, float]:
+    """One pass over ``train`` in shuffled batches, each through ``prepare`` before the model
+    sees it; returns the epoch's term means and accuracy."""
     model.train()
     recorded: list[dict[str, torch.Tensor]] = []
     correct: list[torch.Tensor] = []
+    labelled: list[torch.Tensor] = []
     for batch in model_batches(model, train, batch_size, shuffle=True, generator=order,
                                augment=augment):
+        batch = prepare(batch)
         output = model(batch.inputs)
         terms = loss_terms(output, batch)
         step.apply(model, sum(terms.values()))
         logits = logits_of(output)
         recorded.append({name: value.detach() for name, value in terms.items()})
         correct.append((logits.detach().argmax(-1) == batch.labels).sum())
+        labelled.append((batch.labels != UNLABELLED).sum())  # hidden labels never match
         bar.update()
     row = _epoch_means(recorded, len(train), batch_size)
     row["loss"] = sum(row.values())
-    labelled = int(train.labelled.sum())  # hidden labels never match a prediction
-    row["train_acc"] = torch.stack(correct).sum().item() / labelled * 100 if labelled else math.nan
+    known = torch.stack(labelled).sum().item()
+    row["train_acc"] = torch.stack(correct).sum().item() / known * 100 if known else math.nan
     return row
+
+
+def _unchanged(batch: Batch) -> Batch:
+    return batch
 
 
 def test_scores(model: nn.Module, test: ImageDataset) -> dict[str, float]:
@@ -175,6 +185,7 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
                epochs: int, lr: float, batch_size: int, seed: int, label: str,
                lr_schedule: str = "constant", augment: Augment | None = None,
                max_norm: float | None = None, optimizer: str = "adam",
+               prepare: Callable[[Batch], Batch] | None = None,
                progress: bool = True) -> History:
     """Minimize the sum of the named ``loss_terms(output, batch)``; one :class:`History` row per
     epoch.
@@ -186,8 +197,9 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
     ``augment`` transforms each chunk of uint8 training images (e.g.
     :class:`~kdutils.regularize.RandomShift`); ``max_norm`` applies
     :func:`~kdutils.regularize.apply_max_norm` after every step. Batches go to the model's
-    device. ``seed`` fixes the shuffling order, augmentation and dropout, so a run is repeatable
-    on the CPU.
+    device. ``prepare`` turns each batch into the one trained on (e.g.
+    :meth:`~kdutils.generated_text.OnPolicy.batches`: the student's own samples). ``seed`` fixes
+    the shuffling order, augmentation and dropout, so a run is repeatable on the CPU.
     """
     check_run(model, train, test, epochs=epochs, lr=lr, batch_size=batch_size,
               optimizer=optimizer)
@@ -206,7 +218,7 @@ def train_loop(model: nn.Module, train: ImageDataset, test: ImageDataset, loss_t
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             row = {"epoch": epoch, **_train_epoch(model, train, loss_terms, step, batch_size,
-                                                  order, augment, bar)}
+                                                  order, augment, prepare or _unchanged, bar)}
             row.update(test_scores(model, test))
             row["seconds"] = time.perf_counter() - start
             history.rows.append(row)
@@ -219,8 +231,9 @@ def fit(model: nn.Module, train: ImageDataset, test: ImageDataset, *, epochs: in
         augment: Augment | None = None, max_norm: float | None = None, optimizer: str = "adam",
         label: str = "fit", progress: bool = True) -> History:
     """Train ``model`` with cross-entropy on the hard labels (options as in :func:`train_loop`)."""
-    check_labelled(train, "train", "fit needs every label: distill with alpha=0 instead, or "
-                   "train on the labelled part")
+    if not isinstance(train, TokenWindows):  # windows leave their prompts out of the loss
+        check_labelled(train, "train", "fit needs every label: distill with alpha=0 instead, "
+                       "or train on the labelled part")
 
     def ce(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         return {"ce": F.cross_entropy(*per_position(logits, batch.labels))}
@@ -300,7 +313,8 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
             cached_logits: torch.Tensor | None = None, augment: Augment | None = None,
             soft_loss: SoftLoss = kd_loss, objective: Objective | None = None,
             teacher_view: str = "same", view_logits: torch.Tensor | None = None,
-            optimizer: str = "adam", label: str = "distill", progress: bool = True) -> History:
+            on_policy: OnPolicy | None = None, optimizer: str = "adam", label: str = "distill",
+            progress: bool = True) -> History:
     """Train ``student`` against a frozen ``teacher``: on ``alpha * CE + (1 - alpha) *
     soft_loss(T)``, or on ``objective``'s terms (:mod:`kdutils.objectives`, e.g.
     ``kd.DecoupledKD()``).
@@ -318,6 +332,10 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
     ``view_logits`` from :func:`~kdutils.teacher_outputs.teacher_view_logits`), ``"clean"`` (the
     untransformed image: stored logits) or ``"independent"`` (another random view: a lookup in
     ``view_logits``, computed if not given).
+
+    ``on_policy`` (:class:`~kdutils.generated_text.OnPolicy`, for language models): a share of
+    each batch is the student's own continuations of prompts, and the teacher runs live on
+    every batch. The objective must not use the labels (``alpha=0``).
     """
     check_run(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size,
               optimizer=optimizer)
@@ -327,19 +345,36 @@ def distill(student: nn.Module, teacher: nn.Module, train: ImageDataset, test: I
         check_labelled(train, "train", "use an objective without the labels (alpha=0) to use "
                        "unlabelled samples")
     check_teacher_view(teacher_view, augment, cached_logits, view_logits)
+    if on_policy is not None:
+        check_on_policy(objective, augment, cached_logits, view_logits)
     freeze(teacher)
-    teacher_batch = teacher_lookup(teacher, student, train, augment=augment,
-                                   teacher_view=teacher_view, cached_logits=cached_logits,
-                                   view_logits=view_logits, seed=seed)
+    teacher_batch = (live_logits(teacher, student) if on_policy is not None else
+                     teacher_lookup(teacher, student, train, augment=augment,
+                                    teacher_view=teacher_view, cached_logits=cached_logits,
+                                    view_logits=view_logits, seed=seed))
     progress_done = _progress_counter(epochs * math.ceil(len(train) / batch_size))
 
     def terms(student_logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        return objective.terms(*per_position(student_logits, teacher_batch(batch), batch.labels),
-                               progress_done())
+        student, labels, teacher_rows = per_position(student_logits, batch.labels,
+                                                     teacher_batch(batch))
+        return objective.terms(student, teacher_rows, labels, progress_done())
 
     return train_loop(student, train, test, terms, epochs=epochs, lr=lr, batch_size=batch_size,
                       seed=seed, lr_schedule=lr_schedule, augment=augment, optimizer=optimizer,
+                      prepare=None if on_policy is None else on_policy.batches(student, seed),
                       label=label, progress=progress)
+
+
+def check_on_policy(objective: Objective, augment: Augment | None,
+                    cached_logits: torch.Tensor | None, view_logits: torch.Tensor | None) -> None:
+    """Refuse what on-policy distillation cannot use: labels (a sampled window has no true
+    next tokens), augmentation, and stored teacher outputs (the teacher must see the samples)."""
+    if objective.needs_labels:
+        raise ValueError(f"on_policy trains on the student's samples, which have no true next "
+                         f"tokens: use an objective without labels (alpha=0), got {objective!r}")
+    if augment is not None or cached_logits is not None or view_logits is not None:
+        raise ValueError("on_policy runs the teacher live on the student's samples: leave "
+                         "augment, cached_logits and view_logits out")
 
 
 def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn.Module,
@@ -348,7 +383,8 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
                    seed: int = 0, lr_schedule: str = "constant",
                    cached_logits: torch.Tensor | None = None, augment: Augment | None = None,
                    objective: Objective | None = None, teacher_view: str = "same",
-                   view_logits: torch.Tensor | None = None, optimizer: str = "adam",
+                   view_logits: torch.Tensor | None = None, on_policy: OnPolicy | None = None,
+                   start_from: nn.Module | None = None, optimizer: str = "adam",
                    progress: bool = True) -> tuple[nn.Module, History]:
     """Build a student after ``seed_everything(seed)`` and :func:`distill` it, or load it from
     the cache.
@@ -358,7 +394,9 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
     (:func:`~kdutils.teacher_outputs.teacher_entry`), so a retrained or edited teacher gets new
     students. ``cached_logits`` and ``view_logits`` are checked against the teacher
     (:func:`~kdutils.teacher_outputs.check_logits_of_teacher`) before they are used, even when
-    the student comes from the cache.
+    the student comes from the cache. ``start_from``: a model whose weights the student starts
+    from instead of its seed's initialization (GKD distils a student trained first); their
+    fingerprint joins the key.
     """
     resolved = resolve_objective(T, alpha, kd_loss, objective)
     check_teacher_view(teacher_view, augment, cached_logits, view_logits)
@@ -368,19 +406,25 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
         check_logits_of_teacher(view_logits, teacher, train, augment)
     seed_everything(seed)
     student = make_student()
+    start = {}
+    if start_from is not None:  # e.g. a student trained alone, distilled further (GKD)
+        student.load_state_dict(start_from.state_dict())
+        start = {"start_from": content_fingerprint(*start_from.state_dict().values())}
     loss = {"T": T, "alpha": alpha} if objective is None else {"objective": objective_key(resolved)}
     view = {} if augment is None or teacher_view == "same" else {"teacher_view": teacher_view}
     key = run_key(student, train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                   lr_schedule=repr(lr_schedule), **loss, teacher=teacher_entry(teacher),
                   **({} if augment is None else {"augment": repr(augment)}), **view,
+                  **({} if on_policy is None else {"on_policy": repr(on_policy)}), **start,
                   **optimizer_key(optimizer))
 
     def train_rows(model: nn.Module) -> list[dict[str, float]]:
         return distill(model, teacher, train, test, T=T, alpha=alpha, objective=objective,
                        epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                        lr_schedule=lr_schedule, cached_logits=cached_logits, augment=augment,
-                       teacher_view=teacher_view, view_logits=view_logits, optimizer=optimizer,
-                       label=name, progress=progress).rows
+                       teacher_view=teacher_view, view_logits=view_logits,
+                       on_policy=on_policy, optimizer=optimizer, label=name,
+                       progress=progress).rows
 
     student, rows = load_or_train(student, name, key, train_rows, legacy_key=legacy_key(key))
     return student, History(name, rows)

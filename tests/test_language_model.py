@@ -79,7 +79,53 @@ def test_load_austen_names_missing_files(tmp_path):
     write_novels(tmp_path / "austen")
     (tmp_path / "austen" / "emma.txt").unlink()
     with pytest.raises(DatasetNotFoundError, match=r"missing emma\.txt.*ebook 158"):
+        load_austen(tmp_path, download=False)
+
+
+GUTENBERG_FILE = ("The Project Gutenberg eBook of Emma\r\n\r\n*** START OF THE PROJECT GUTENBERG "
+                  "EBOOK EMMA ***\r\n\r\nEMMA\r\n\r\nBy Jane Austen\r\n\r\n*** END OF THE "
+                  "PROJECT GUTENBERG EBOOK EMMA ***\r\nlicence text\r\n")
+
+
+class FakeResponse:
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def read(self):
+        return self.body
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_load_austen_downloads_missing_novels_without_gutenbergs_header(tmp_path, monkeypatch):
+    write_novels(tmp_path / "austen")
+    (tmp_path / "austen" / "emma.txt").unlink()
+    asked = []
+
+    def fake_urlopen(url, timeout):
+        asked.append(url)
+        return FakeResponse(GUTENBERG_FILE.encode())
+
+    monkeypatch.setattr("urllib.request.urlopen", fake_urlopen)
+    corpus = load_austen(tmp_path)
+    assert asked == ["https://www.gutenberg.org/cache/epub/158/pg158.txt"]
+    assert corpus.texts["emma"] == "EMMA\n\nBy Jane Austen\n"
+    assert sorted(p.name for p in (tmp_path / "austen").iterdir()) == sorted(
+        f"{title}.txt" for title in AUSTEN_NOVELS)
+
+
+def test_a_failed_download_explains_and_leaves_nothing(tmp_path, monkeypatch):
+    def offline(url, timeout):
+        raise OSError("no network")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    with pytest.raises(DatasetNotFoundError, match="downloading .*pg158.txt failed: no network"):
         load_austen(tmp_path)
+    assert list((tmp_path / "austen").iterdir()) == []
 
 
 def test_load_austen_checks_sums_and_encoding(tmp_path):
@@ -241,3 +287,134 @@ def test_distinct_ngrams_counts_repeats():
     assert distinct_ngrams(torch.tensor([[1, 2, 3], [4, 5, 6]]), 3) == 1.0
     with pytest.raises(ValueError, match="no 4-grams"):
         distinct_ngrams(torch.tensor([[1, 2, 3]]), 4)
+
+
+def test_key_value_cache_gives_the_logits_of_a_full_pass():
+    model = tiny_gpt(10).eval()
+    tokens = torch.randint(0, 10, (2, 8), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        full = model(tokens)
+        logits, past = model.extend(tokens[:, :3], None)
+        steps = [logits]
+        for position in range(3, 8):
+            logits, past = model.extend(tokens[:, position:position + 1], past)
+            steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, 1), full, rtol=1e-5, atol=1e-5)
+
+
+# --- a teacher's top-k logits -----------------------------------------------------------------
+
+def test_top_k_logits_look_up_as_dense_rows_with_minus_infinity(splits):
+    train, _ = splits
+    logits = kd.teacher_logits(tiny_gpt(train.classes, seed=1), train)
+    table = kd.top_k_logits(logits, 4)
+    assert table.shape == logits.shape and table.data_fingerprint == train.fingerprint
+    rows = table[torch.tensor([2, 0])]
+    assert rows.shape == (2, 8, train.classes)
+    assert (torch.isfinite(rows).sum(-1) == 4).all()
+    kept = torch.isfinite(rows)
+    torch.testing.assert_close(rows[kept], logits[[2, 0]][kept])
+    assert table.nbytes < logits.numel() * 4
+    assert table.agrees_with(logits[:3]) and not table.agrees_with(logits[:3] + 1)
+    with pytest.raises(ValueError, match=r"k=99 is more than the"):
+        kd.top_k_logits(logits, 99)
+
+
+def test_top_k_teacher_is_its_renormalized_top_k():
+    teacher = torch.tensor([[3.0, 1.0, 0.5, -2.0]])
+    student = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
+    sparse = kd.top_k_logits(teacher, 2)[:]
+    p = torch.softmax(teacher[0, :2] / 2, 0)
+    q = torch.log_softmax(student[0] / 2, 0)[:2]
+    expected = (p * (p.log() - q)).sum() * 4
+    torch.testing.assert_close(kd.kd_loss(student, sparse, 2.0), expected)
+    assert torch.isfinite(kd.GeneralizedJSD(0.5)(student, sparse, 2.0))
+    with pytest.raises(ValueError, match="reverse KL is infinite"):
+        kd.reverse_kl_loss(student, sparse, 2.0)
+
+
+def test_distill_from_top_k_logits_checks_the_teacher(splits):
+    train, held_out = splits
+    teacher = tiny_gpt(train.classes, seed=1)
+    table = kd.top_k_logits(kd.teacher_logits(teacher, train), 4)
+    history = kd.cached_distill(lambda: tiny_gpt(train.classes, seed=2), "lm", teacher, train,
+                                held_out, T=1.0, alpha=0.0, epochs=1, lr=1e-2, batch_size=4,
+                                cached_logits=table, progress=False)[1]
+    assert history.rows[0]["kd"] > 0
+    other = tiny_gpt(train.classes, seed=3)
+    with pytest.raises(ValueError, match="computed by another teacher"):
+        kd.cached_distill(lambda: tiny_gpt(train.classes, seed=2), "lm", other, train, held_out,
+                          T=1.0, alpha=0.0, epochs=1, lr=1e-2, batch_size=4, cached_logits=table,
+                          progress=False)
+
+
+# --- text written by a model ------------------------------------------------------------------
+
+def test_positions_labelled_unlabelled_leave_the_loss():
+    logits = torch.randn(2, 3, 5)
+    labels = torch.tensor([[kd.UNLABELLED, 1, 2], [0, kd.UNLABELLED, 4]])
+    from kdutils.predict import per_position
+    rows, kept, teacher = per_position(logits, labels, logits * 2)
+    assert rows.shape == (4, 5) and kept.tolist() == [1, 2, 0, 4]
+    torch.testing.assert_close(teacher, rows * 2)
+
+
+def test_teacher_text_keeps_the_prompts_and_is_cached(splits):
+    train, held_out = splits
+    teacher = tiny_gpt(train.classes, seed=1)
+    text = kd.teacher_text(teacher, train, prompt_length=3, seed=5)
+    assert text.samples.shape == train.samples.shape
+    assert torch.equal(text.samples[:, :3], train.samples[:, :3])
+    assert (text.labels[:, :2] == kd.UNLABELLED).all() and (text.labels[:, 2:] >= 0).all()
+    torch.testing.assert_close(text.labels[:, 2:-1], text.samples[:, 3:].long())
+    again = kd.teacher_text(teacher, train, prompt_length=3, seed=5)
+    assert torch.equal(again.samples, text.samples)
+    history = kd.fit(tiny_gpt(train.classes), text, held_out, epochs=1, lr=1e-2, batch_size=4,
+                     progress=False)
+    assert history.rows[0]["ce"] > 0
+    with pytest.raises(ValueError, match="prompt_length=8 leaves nothing to sample"):
+        kd.teacher_text(teacher, train, prompt_length=8)
+
+
+def test_on_policy_batches_replace_a_share_with_the_students_samples(splits):
+    train, _ = splits
+    student = tiny_gpt(train.classes, seed=2)
+    batch = next(kd.data.iterate_batches(train, 4))
+    prepared = kd.OnPolicy(fraction=0.5, prompt_length=3).batches(student, seed=0)(batch)
+    assert torch.equal(prepared.inputs[2:], batch.inputs[2:])
+    assert torch.equal(prepared.labels[2:], batch.labels[2:])
+    assert torch.equal(prepared.inputs[:2, :3], batch.inputs[:2, :3])
+    assert (prepared.labels[:2, :2] == kd.UNLABELLED).all()
+    again = kd.OnPolicy(fraction=0.5, prompt_length=3).batches(student, seed=0)(batch)
+    assert torch.equal(again.inputs, prepared.inputs)
+
+
+def test_on_policy_distillation_trains_and_refuses_labels(splits):
+    train, held_out = splits
+    teacher = tiny_gpt(train.classes, seed=1)
+    settings = dict(epochs=1, lr=1e-2, batch_size=4, progress=False,
+                    on_policy=kd.OnPolicy(fraction=0.5, prompt_length=3))
+    history = kd.distill(tiny_gpt(train.classes, seed=2), teacher, train, held_out, T=1.0,
+                         alpha=0.0, soft_loss=kd.reverse_kl_loss, **settings)
+    assert history.rows[0]["kd"] > 0
+    with pytest.raises(ValueError, match="no true next tokens"):
+        kd.distill(tiny_gpt(train.classes, seed=2), teacher, train, held_out, T=1.0, alpha=0.5,
+                   **settings)
+    with pytest.raises(ValueError, match="runs the teacher live"):
+        kd.distill(tiny_gpt(train.classes, seed=2), teacher, train, held_out, T=1.0, alpha=0.0,
+                   cached_logits=kd.teacher_logits(teacher, train), **settings)
+    with pytest.raises(ValueError, match=r"fraction must be a share in \[0, 1\]"):
+        kd.OnPolicy(fraction=2.0)
+
+
+def test_cached_distill_can_start_from_trained_weights(splits):
+    train, held_out = splits
+    teacher = tiny_gpt(train.classes, seed=1)
+    first = tiny_gpt(train.classes, seed=7)
+    settings = dict(T=1.0, alpha=0.0, epochs=1, lr=1e-3, batch_size=4, progress=False,
+                    on_policy=kd.OnPolicy(fraction=0.0, prompt_length=3))
+    from_first = kd.cached_distill(lambda: tiny_gpt(train.classes), "lm", teacher, train,
+                                   held_out, start_from=first, **settings)[1]
+    from_seed = kd.cached_distill(lambda: tiny_gpt(train.classes), "lm", teacher, train,
+                                  held_out, **settings)[1]
+    assert from_first.rows[0]["kd"] != from_seed.rows[0]["kd"]  # two runs, not one cache entry
