@@ -12,7 +12,7 @@ from .cifar import CIFAR10_CLASSES, load_cifar10
 from .data import UNLABELLED, ImageDataset
 from .mnist import load_mnist
 from .sources import CorruptDatasetError, DatasetNotFoundError
-from .text import Corpus, TokenWindows, austen_windows, load_austen
+from .text import Corpus, TokenWindows, austen_windows, load_austen, token_windows
 
 # Models
 from .models import (ConvNet, count_parameters, deep_nn, hinton_student, hinton_teacher,
@@ -73,7 +73,7 @@ __all__ = [
     # data
     "from_tensors", "from_torchvision", "CIFAR10_CLASSES", "load_cifar10", "UNLABELLED",
     "ImageDataset", "load_mnist", "CorruptDatasetError", "DatasetNotFoundError", "Corpus",
-    "TokenWindows", "austen_windows", "load_austen",
+    "TokenWindows", "austen_windows", "load_austen", "token_windows",
     # models
     "ConvNet", "count_parameters", "deep_nn", "hinton_student", "hinton_teacher", "light_nn",
     "mlp", "mnist_cnn", "mnist_student", "mnist_teacher", "CharGPT",

@@ -418,3 +418,25 @@ def test_cached_distill_can_start_from_trained_weights(splits):
     from_seed = kd.cached_distill(lambda: tiny_gpt(train.classes), "lm", teacher, train,
                                   held_out, **settings)[1]
     assert from_first.rows[0]["kd"] != from_seed.rows[0]["kd"]  # two runs, not one cache entry
+
+
+def test_a_language_model_teacher_travels_in_a_pack(splits, tmp_path, monkeypatch):
+    from kdutils import pack, train as training
+    train, held_out = splits
+
+    def cached_teacher():
+        return kd.cached_fit(lambda: tiny_gpt(train.classes), "lm-teacher", train, held_out,
+                             epochs=1, lr=1e-2, batch_size=4, progress=False)
+
+    monkeypatch.setenv("KD_CACHE_DIR", str(tmp_path / "instructor"))
+    teacher, history = cached_teacher()
+    assert "test_bpc" in history.rows[-1]
+    file = tmp_path / "teachers.zip"
+    assert pack.main(["export", str(file)]) == 0
+    monkeypatch.setenv("KD_CACHE_DIR", str(tmp_path / "student"))
+    assert len(pack.import_pack(file)) == 1
+    monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("trained again"))
+    loaded, loaded_history = cached_teacher()
+    assert loaded_history.rows == history.rows
+    assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(),
+                                                 loaded.state_dict().values()))
