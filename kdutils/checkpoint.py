@@ -213,10 +213,9 @@ def load_or_train(model: nn.Module, name: str, key: dict[str, Any],
     """Load ``model``'s weights from the cache, or call ``train(model)`` and cache the result.
 
     Returns ``(model, result)``, where ``result`` is what ``train`` returned (for instance a
-    :class:`~kdutils.train.History`'s rows), stored alongside the weights. Stored weights whose
-    tensors do not fit ``model`` are reported with the file's path and trained again.
-    ``legacy_key`` as in :func:`cached`.
-    """
+    :class:`~kdutils.training.loop.History`'s rows), stored alongside the weights. Stored weights
+    whose tensors do not fit ``model`` are reported with the file's path and trained again.
+    ``legacy_key`` as in :func:`cached`."""
     def trained() -> dict[str, Any]:
         result = train(model)
         return {"state_dict": model.state_dict(), "result": result}

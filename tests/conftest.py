@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from kdutils import ImageDataset
-from kdutils.sources import forget_loaded
+from kdutils.data.sources import forget_loaded
 
 
 

@@ -276,7 +276,7 @@ def test_editing_a_models_forward_changes_its_key(tiny_data, monkeypatch):
     first, _ = kd.cached_fit(Scaled, "mine", tiny_data, tiny_data, epochs=1, lr=1e-2,
                              batch_size=16, progress=False)
     monkeypatch.setattr(Scaled, "forward", scaled_forward_edited)
-    monkeypatch.setattr(kd.train, "fit", lambda *a, **k: kd.History("edited", [{"test_acc": 0.0}]))
+    monkeypatch.setattr(kd.training.fit, "fit", lambda *a, **k: kd.History("edited", [{"test_acc": 0.0}]))
     _, history = kd.cached_fit(Scaled, "mine", tiny_data, tiny_data, epochs=1, lr=1e-2,
                                batch_size=16, progress=False)
     assert history.label == "mine" and history.rows == [{"test_acc": 0.0}], \
@@ -297,7 +297,7 @@ def test_a_parameter_added_as_an_attribute_changes_the_key(tiny_data):
 
 
 def kdutils_key(model, data):
-    return kd.train.run_key(model, data, data, epochs=1)
+    return kd.training.fit.run_key(model, data, data, epochs=1)
 
 
 def test_the_course_models_keys_only_gain_their_tensor_signature(tiny_data):
@@ -318,7 +318,7 @@ def test_a_checkpoint_made_before_the_change_still_loads(tiny_data, monkeypatch)
     checkpoint.save_atomically({"key": old_key, "value": payload["value"]},
                                checkpoint.checkpoint_path("old", old_key))
     new_path.unlink()
-    monkeypatch.setattr(kd.train, "fit", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(kd.training.fit, "fit", lambda *a, **k: pytest.fail("retrained"))
     loaded, loaded_history = kd.cached_fit(lambda: kd.mlp([16, 8, 3]), "old", tiny_data,
                                            tiny_data, epochs=1, lr=1e-2, batch_size=16,
                                            progress=False)

@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 import kdutils as kd
-from kdutils import cifar as kd_cifar
-from kdutils.sources import forget_loaded
+from kdutils.data import cifar as kd_cifar
+from kdutils.data.sources import forget_loaded
 
 
 def write_jpeg_folder(root, per_class=2):

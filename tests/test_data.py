@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import kdutils as kd
-from kdutils import mnist as kd_mnist
+from kdutils.data import mnist as kd_mnist
 from kdutils.data import channel_stats, iterate_batches
 from kdutils.runtime import data_dir
 
@@ -122,7 +122,7 @@ def test_augment_is_applied_to_the_uint8_images_before_normalizing(tiny_data):
 
 def test_large_images_are_normalized_a_bounded_number_of_bytes_at_a_time(monkeypatch):
     """Issue 27: 8,192 samples of 3x224x224 were normalized at once (4.9 GB) for a batch of 1."""
-    from kdutils import data as kd_data
+    from kdutils.data import datasets as kd_data
     images = torch.zeros(1, 3, 224, 224, dtype=torch.uint8).expand(600, -1, -1, -1)
     big = kd.ImageDataset(images, torch.zeros(600).long(), (0.5,) * 3, (0.25,) * 3, "big", "big")
     normalized = []

@@ -1,5 +1,5 @@
 """Exercise check cells: right answers pass, wrong ones do not, and the answer stays hidden."""
-from kdutils import exercises
+from kdutils.classroom import exercises
 
 
 def test_a_right_answer_passes_to_the_given_decimals(capsys):

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import kdutils as kd
-from kdutils.gpt import CharGPT
-from kdutils.sampling import continuation_scores, distinct_ngrams, sample
-from kdutils.sources import CorruptDatasetError, DatasetNotFoundError, forget_loaded
-from kdutils.text import AUSTEN_NOVELS, Corpus, load_austen, token_windows
+from kdutils.models.gpt import CharGPT
+from kdutils.inference.sampling import continuation_scores, distinct_ngrams, sample
+from kdutils.data.sources import CorruptDatasetError, DatasetNotFoundError, forget_loaded
+from kdutils.data.text import AUSTEN_NOVELS, Corpus, load_austen, token_windows
 
 TEXTS = {"one": "the cat sat on the mat. " * 8, "two": "a dog ran to the log! " * 6}
 
@@ -353,7 +353,7 @@ def test_distill_from_top_k_logits_checks_the_teacher(splits):
 def test_positions_labelled_unlabelled_leave_the_loss():
     logits = torch.randn(2, 3, 5)
     labels = torch.tensor([[kd.UNLABELLED, 1, 2], [0, kd.UNLABELLED, 4]])
-    from kdutils.predict import per_position
+    from kdutils.inference.predict import per_position
     rows, kept, teacher = per_position(logits, labels, logits * 2)
     assert rows.shape == (4, 5) and kept.tolist() == [1, 2, 0, 4]
     torch.testing.assert_close(teacher, rows * 2)
@@ -421,7 +421,8 @@ def test_cached_distill_can_start_from_trained_weights(splits):
 
 
 def test_a_language_model_teacher_travels_in_a_pack(splits, tmp_path, monkeypatch):
-    from kdutils import pack, train as training
+    from kdutils.classroom import pack
+    from kdutils.training import fit as training
     train, held_out = splits
 
     def cached_teacher():

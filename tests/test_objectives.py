@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import kdutils as kd
-from kdutils.objectives import objective_key
+from kdutils.losses.objectives import objective_key
 
 STUDENT = torch.tensor([[1.0, 2.0, 0.5, -1.0], [0.0, -1.0, 3.0, 0.2], [2.5, 0.1, 0.3, 0.0]],
                        dtype=torch.float64)

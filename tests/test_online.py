@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 import kdutils as kd
-from kdutils import online
+from kdutils.training import online
 
 
 def reference_kl(target_logits, student_logits):

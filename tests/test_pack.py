@@ -10,7 +10,10 @@ import pytest
 import torch
 
 import kdutils as kd
-from kdutils import pack, train
+from kdutils.classroom import pack
+from kdutils.data import cifar as kd_cifar_module
+from kdutils.data.sources import forget_loaded
+from kdutils.training import fit as train
 
 
 def cached_teacher(data):
@@ -148,15 +151,15 @@ def test_a_pack_cannot_replace_a_decoded_dataset(tmp_path, monkeypatch):
     tests_cifar.write_jpeg_folder(tmp_path / "data")
     genuine = kd.load_cifar10(root=tmp_path / "data")
     folder = tmp_path / "data" / "cifar10-jpeg" / "train"
-    files = kd.cifar._jpeg_files(folder)
-    key = {"split": "train", "files": kd.cifar._files_digest(folder, files)}  # the old key
+    files = kd_cifar_module._jpeg_files(folder)
+    key = {"split": "train", "files": kd_cifar_module._files_digest(folder, files)}  # the old key
     forged = {"images": torch.zeros(10, 3, 32, 32, dtype=torch.uint8),
               "labels": torch.zeros(10, dtype=torch.long), "state_dict": {}}
     name = kd.checkpoint.checkpoint_path("cifar10-jpeg-train", key).name
     file = write_pack(tmp_path / "evil.zip", {name: (key, {"key": key, "value": forged})})
     with pytest.raises(pack.PackError, match="packs hold models only"):
         pack.import_pack(file)
-    kd.sources.forget_loaded()
+    forget_loaded()
     again = kd.load_cifar10(root=tmp_path / "data")
     assert torch.equal(again.images, genuine.images) and len(again) == 20
     assert not any(kd.cache_dir().glob(name)), "a file of the old key is never looked up"

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import kdutils as kd
-from kdutils import parallel
+from kdutils.training import parallel
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="worker processes need fork")
 

@@ -1,7 +1,7 @@
 """Progress bars: a notebook's saved output keeps the finished bar as text."""
 import IPython.display
 
-from kdutils import progress
+from kdutils.training import progress
 
 
 class FakeHandle:

@@ -4,7 +4,7 @@ import itertools
 import pytest
 import torch
 
-from kdutils import relations
+from kdutils.losses import relations
 
 
 def huber(a, b):

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from kdutils import stats
+from kdutils.analysis import stats
 
 
 def test_mean_std_of_known_values():

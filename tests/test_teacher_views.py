@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import kdutils as kd
-from kdutils import teacher_outputs
+from kdutils.training import teacher_outputs
 from kdutils.data import iterate_batches
 
 
