@@ -217,7 +217,6 @@ SOFT_LOSSES: dict[str, SoftLoss] = {
     "KL": kd_loss,
     "symmetric KL (PaddleClas 'JS')": symmetric_kl_loss,
     "JS": js_divergence_loss,
-    "reverse KL": reverse_kl_loss,
 }
 
 
