@@ -371,3 +371,12 @@ def test_export_leaves_out_and_names_a_renamed_checkpoint(tmp_path, monkeypatch,
         pack.export_pack(tmp_path / "p.zip", log=print)
     assert "left out renamed-0123456789abcdef.pt: its file name is not the one its key gives" \
         in capsys.readouterr().out
+
+
+def test_the_pack_command_keeps_its_address():
+    """`python -m kdutils.pack`, as the README and classes use it, after the package's folders."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "kdutils.pack", "--help"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0 and "usage: python -m kdutils.pack" in done.stdout
