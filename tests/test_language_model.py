@@ -441,3 +441,15 @@ def test_a_language_model_teacher_travels_in_a_pack(splits, tmp_path, monkeypatc
     assert loaded_history.rows == history.rows
     assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(),
                                                  loaded.state_dict().values()))
+
+
+def test_top_k_and_full_logits_students_do_not_share_a_cache_entry(splits):
+    train, held_out = splits
+    teacher = tiny_gpt(train.classes, seed=1)
+    full = kd.teacher_logits(teacher, train)
+    settings = dict(T=1.0, alpha=0.0, epochs=1, lr=1e-2, batch_size=4, progress=False)
+    from_full = kd.cached_distill(lambda: tiny_gpt(train.classes, seed=2), "lm", teacher, train,
+                                  held_out, cached_logits=full, **settings)[1]
+    from_top_2 = kd.cached_distill(lambda: tiny_gpt(train.classes, seed=2), "lm", teacher, train,
+                                   held_out, cached_logits=kd.top_k_logits(full, 2), **settings)[1]
+    assert from_top_2.rows[0]["kd"] != from_full.rows[0]["kd"]

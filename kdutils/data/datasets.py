@@ -13,6 +13,15 @@ from .fingerprint import content_fingerprint, derived_fingerprint, positions
 UNLABELLED = -1  # the label of a sample whose label the student must not see
 
 
+def random_positions(length: int, size: int, seed: int) -> torch.Tensor:
+    """``size`` of ``length`` positions drawn at random under ``seed``, in increasing order: the
+    samples a quick-mode subset keeps."""
+    if not 0 < size <= length:
+        raise ValueError(f"size must be in 1..{length}, got {size}")
+    keep = torch.randperm(length, generator=torch.Generator().manual_seed(seed))[:size]
+    return keep.sort().values
+
+
 @dataclass(frozen=True)
 class ImageDataset:
     """Images as uint8 ``(N, C, H, W)``, labels as int64 ``(N,)``, with per-channel statistics.
@@ -65,12 +74,8 @@ class ImageDataset:
 
     def subset(self, size: int, seed: int = 0) -> "ImageDataset":
         """A random subset of ``size`` samples (same statistics), for quick mode."""
-        if not 0 < size <= len(self):
-            raise ValueError(f"size must be in 1..{len(self)}, got {size}")
-        keep = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:size]
-        keep = keep.sort().values
-        described = f" (random subset of {size}, seed {seed})"
-        return self.select(keep, described)
+        return self.select(random_positions(len(self), size, seed),
+                           f" (random subset of {size}, seed {seed})")
 
     def without_classes(self, *classes: int) -> "ImageDataset":
         """The samples whose label is not in ``classes`` (same statistics), e.g. MNIST minus 3s."""

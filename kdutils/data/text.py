@@ -20,7 +20,7 @@ import torch
 
 from ..checks import check_count
 from ..runtime import DATA_ENV, display_path
-from .datasets import UNLABELLED
+from .datasets import UNLABELLED, random_positions
 from .fingerprint import content_fingerprint, derived_fingerprint, positions
 from .sources import CorruptDatasetError, DatasetNotFoundError, loaded_once, resolve_root
 
@@ -109,10 +109,8 @@ class TokenWindows:
 
     def subset(self, size: int, seed: int = 0) -> "TokenWindows":
         """``size`` windows drawn at random (kept in their order), for quick mode."""
-        if not 0 < size <= len(self):
-            raise ValueError(f"size must be in 1..{len(self)}, got {size}")
-        keep = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:size]
-        return self.select(keep.sort().values, f" (random subset of {size}, seed {seed})")
+        return self.select(random_positions(len(self), size, seed),
+                           f" (random subset of {size}, seed {seed})")
 
 
 def token_windows(corpus: Corpus, texts: dict[str, str], context: int, name: str

@@ -21,6 +21,7 @@ from ..runtime import seed_everything
 from .fit import run_key
 from .generated_text import OnPolicy
 from .loop import History, check_run, optimizer_key, train_loop
+from .sparse_logits import TopKLogits
 from .teacher_outputs import (check_logits_of_teacher, check_teacher_view, live_logits,
                               teacher_entry, teacher_lookup)
 
@@ -141,7 +142,9 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
     (:func:`~kdutils.training.teacher_outputs.check_logits_of_teacher`) before they are used, even
     when the student comes from the cache. ``start_from``: a model whose weights the student starts
     from instead of its seed's initialization (GKD distils a student trained first); their
-    fingerprint joins the key."""
+    fingerprint joins the key. Logits stored as their top k
+    (:class:`~kdutils.training.sparse_logits.TopKLogits`) put ``k`` in the key: such a student
+    learned from another distribution than one of the full logits."""
     resolved = resolve_objective(T, alpha, kd_loss, objective)
     check_teacher_view(teacher_view, augment, cached_logits, view_logits)
     if cached_logits is not None:
@@ -160,6 +163,8 @@ def cached_distill(make_student: Callable[[], nn.Module], name: str, teacher: nn
                   lr_schedule=repr(lr_schedule), **loss, teacher=teacher_entry(teacher),
                   **({} if augment is None else {"augment": repr(augment)}), **view,
                   **({} if on_policy is None else {"on_policy": repr(on_policy)}), **start,
+                  **({"teacher_outputs": f"top-{cached_logits.k}"}
+                     if isinstance(cached_logits, TopKLogits) else {}),
                   **optimizer_key(optimizer))
 
     def train_rows(model: nn.Module) -> list[dict[str, float]]:
