@@ -3,6 +3,8 @@ import hashlib
 import io
 import json
 import re
+import subprocess
+import sys
 import tempfile
 import zipfile
 
@@ -375,8 +377,6 @@ def test_export_leaves_out_and_names_a_renamed_checkpoint(tmp_path, monkeypatch,
 
 def test_the_pack_command_keeps_its_address():
     """`python -m kdutils.pack`, as the README and classes use it, after the package's folders."""
-    import subprocess
-    import sys
     done = subprocess.run([sys.executable, "-m", "kdutils.pack", "--help"], capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0 and "usage: python -m kdutils.pack" in done.stdout

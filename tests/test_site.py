@@ -14,9 +14,10 @@ import shutil
 import subprocess
 import sys
 import threading
+from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
 from urllib.error import HTTPError
+from urllib.parse import urljoin, urlsplit
 from urllib.request import urlopen
 
 import pytest
@@ -54,6 +55,7 @@ def built_site() -> Path:
                "-c", "website", ".", str(SITE)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, f"sphinx-build failed:\n{result.stderr[-5000:]}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SITE
 
 
@@ -136,7 +138,6 @@ def test_the_landing_page_introduces_the_course(open_page, base_url):
         assert urljoin(base_url, f"notebooks/{name}.html") in linked, f"the landing page does not link {name}"
     for heading in ("The notebooks", "Teaching a class", "Working offline", "The course as a website"):
         assert landing.page.get_by_role("heading", name=heading).count() == 1, heading
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     landing.page.screenshot(path=SCREENSHOTS / "landing.png", full_page=True)
 
 
@@ -187,8 +188,6 @@ def _served(url: str) -> bool:
 
 
 def _internal_links(html: str) -> list[str]:
-    from html.parser import HTMLParser
-
     links: list[str] = []
 
     class Collector(HTMLParser):

@@ -90,12 +90,6 @@ data/README
 ```
 """
 
-RUN_LOCALLY = (
-    "or, from a clone of the course after `pip install -r requirements.txt`, open it with "
-    "`jupyter lab {path}`. With `KD_QUICK=1` it runs in quick mode, a smoke test of a few "
-    "minutes; the outputs on this page come from a full-mode run."
-)
-
 INDEX_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Knowledge distillation, hands-on</title>
 <meta http-equiv="refresh" content="0; url=README.html"></head>
@@ -116,12 +110,18 @@ def add_run_locally_note(app: Sphinx, doctree: nodes.document) -> None:
         return
     path = f"{docname}.ipynb"
     download = posixpath.relpath(f"_sources/{path}", posixpath.dirname(docname))
-    paragraph = nodes.paragraph()
-    paragraph += nodes.Text("Run this notebook yourself: ")
-    paragraph += nodes.reference("", "download it", refuri=download)
-    paragraph += nodes.Text(" ")
-    for i, part in enumerate(RUN_LOCALLY.format(path=path).split("`")):
-        paragraph += nodes.literal(part, part) if i % 2 else nodes.Text(part)
+    paragraph = nodes.paragraph(
+        "", "",
+        nodes.Text("Run this notebook yourself: "),
+        nodes.reference("", "download it", refuri=download),
+        nodes.Text(" or, from a clone of the course after "),
+        nodes.literal("", "pip install -r requirements.txt"),
+        nodes.Text(", open it with "),
+        nodes.literal("", f"jupyter lab {path}"),
+        nodes.Text(". With "),
+        nodes.literal("", "KD_QUICK=1"),
+        nodes.Text(" it runs in quick mode, a smoke test of a few minutes; the outputs on this "
+                   "page come from a full-mode run."))
     note = nodes.note("", paragraph)
     title_section = doctree.next_node(nodes.section)
     title_section.insert(1, note)
