@@ -81,3 +81,13 @@ def test_tensors_arrays_and_numpy_scalars_are_numbers_too():
     assert stats.mean_interval(torch.tensor(after)) == stats.mean_interval(after)
     with pytest.raises(ValueError, match="after must be numbers, one per seed"):
         stats.paired_gap(torch.zeros(3, 2), before)
+
+
+def test_a_gap_formatted_for_a_table_is_short_and_starred_when_resolved():
+    resolved = stats.paired_gap([3.0, 4.0, 5.0], [1.0, 1.5, 2.0])
+    unresolved = stats.paired_gap([1.0, 2.0, 3.0], [2.0, 1.0, 3.0])
+    assert f"{resolved:.1f}" == (f"{resolved.difference:+.1f} [{resolved.low:+.1f}, "
+                                 f"{resolved.high:+.1f}]*")
+    assert f"{unresolved:.2f}".endswith("] ")
+    assert f"{resolved}" == str(resolved)
+    assert f"{stats.paired_gap([1.0], [2.0]):.1f}" == "-1.0 (cannot be judged)"

@@ -74,6 +74,16 @@ class Gap:
     def exceeds_noise(self) -> bool:
         return self.unjudgeable is None and (self.low > 0 or self.high < 0)
 
+    def __format__(self, spec: str) -> str:
+        """``f"{gap:.1f}"`` is the short form for tables, ``+4.6 [-0.1, +9.3]``, with a ``*``
+        when the interval excludes 0 (a space when it does not); no spec gives ``str(gap)``."""
+        if not spec:
+            return str(self)
+        if self.unjudgeable is not None:
+            return f"{self.difference:+{spec}} (cannot be judged)"
+        mark = "*" if self.exceeds_noise else " "
+        return f"{self.difference:+{spec}} [{self.low:+{spec}}, {self.high:+{spec}}]{mark}"
+
     def __str__(self) -> str:
         if self.unjudgeable is not None:
             return f"{self.difference:+.2f}, cannot be judged: {self.unjudgeable}"
