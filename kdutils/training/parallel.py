@@ -147,6 +147,14 @@ class _OverallBar:
         self.done += 1
         self.bar.set_description(self._desc())
 
+    def close(self) -> None:
+        """Close the bar; when no run counted a training step (every model came from the
+        cache, say), it says so rather than showing an empty count."""
+        if self.bar.total == 0:
+            self.bar.bar_format = "{desc}"
+            self.bar.set_description(f"{self._desc()}, no training steps")
+        self.bar.close()
+
 
 def _run_in_workers(fn: Callable, items: list, workers: int, show: bool) -> list:
     context = multiprocessing.get_context("fork")
@@ -178,7 +186,7 @@ def _run_in_workers(fn: Callable, items: list, workers: int, show: bool) -> list
                 bar.handle(kind, tuple(payload))
     finally:
         _stop(running.values())
-        bar.bar.close()
+        bar.close()
     return [results[i] for i in range(len(items))]
 
 
