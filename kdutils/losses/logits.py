@@ -147,8 +147,8 @@ def symmetric_kl_loss(student_logits: torch.Tensor, target_logits: torch.Tensor,
                       T: float = 1.0) -> torch.Tensor:
     """``(KL(p_t || p_s) + KL(p_s || p_t)) / 2``: what PaddleClas's SSLD code calls "JS".
 
-    PaddleClas also sums over the batch and multiplies by the number of classes; those constant
-    factors act like a change of learning rate and are left out here.
+    PaddleClas multiplies each term by the number of classes and averages over the batch and the
+    classes, which comes to this: the sum over the classes, averaged over the batch.
     """
     log_s, log_t = _log_probs(student_logits, target_logits, T)
     return non_negative((_kl_rows(log_t, log_s) + _kl_rows(log_s, log_t)).mean() / 2) * T**2
