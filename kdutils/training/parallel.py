@@ -151,8 +151,8 @@ class _OverallBar:
         """Close the bar; when no run counted a training step (every model came from the
         cache, say), it says so rather than showing an empty count."""
         if self.bar.total == 0:
-            self.bar.bar_format = "{desc}"
-            self.bar.set_description(f"{self._desc()}, no training steps")
+            self.bar.bar_format = f"{self._desc()}, no training steps"  # no count, no rate
+            self.bar.refresh()
         self.bar.close()
 
 
